@@ -1,0 +1,224 @@
+"""The sandbox contract: what a job is, what comes back, and what a backend must do.
+
+Threat model (also in docs/sandbox.md). A program under test is hostile: it may exit
+early with status 0, return objects whose ``__eq__`` always says True, print fake
+success, monkeypatch builtins, loop forever, allocate without bound, fork without bound,
+write or read files outside its temp dir, read the environment, leave processes behind,
+or plant files for the next job. The sandbox contains it; the *verdict* is never taken
+from it:
+
+* expected values never enter the untrusted process: the harness only sends back the
+  serialized return value of each call (``harness/protocol.py``), and trusted code compares;
+* a call counts only if its result frame arrived; a missing result is an error;
+* every job runs in a fresh child process, in a fresh temp dir, in isolated-mode Python,
+  under rlimits (address space, CPU, file size), as an unprivileged uid where possible;
+  all processes of the job are killed when it ends;
+* infrastructure faults are ``sandbox_error``: retried, never the model's failure.
+
+Backends differ in how strong the outer wall is (``Sandbox.isolation``): ``local`` runs the
+harness as a host process (bubblewrap cuts network and file system where installed),
+``docker`` in a locked-down container.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class CallStatus(str, enum.Enum):
+    """Outcome of one call (or of loading the program, or of a test script)."""
+
+    OK = "ok"
+    ERROR = "error"  # an exception, or the process died for a reason other than below
+    TIMEOUT = "timeout"  # per-call wall limit or CPU limit
+    MEMORY = "memory"  # MemoryError or the address-space limit
+    SYNTAX = "syntax"  # only for loading: the program does not compile
+    MISSING = "missing"  # not run: an earlier call ended the job under fail_fast
+
+
+@dataclass
+class Limits:
+    """Resource limits of one job; recorded in every manifest."""
+
+    memory_mb: int = 4096  # RLIMIT_AS of the child
+    output_bytes: int = 1 << 20  # stdout/stderr kept; the rest is discarded
+    value_bytes: int = 16 << 20  # largest encoded return value sent back
+    load_time_s: float = 10.0  # wall limit for running the program's top level
+    cpu_slack: float = 2.0  # RLIMIT_CPU = cpu_slack * (load + sum of call limits) + 1
+
+
+@dataclass
+class Job:
+    """Run ``program``, then call ``entry_point`` once per entry of ``calls``.
+
+    ``script`` (data-set code, trusted content) runs after the calls in the program's
+    globals; with ``record`` the entry point is wrapped first and every call the script
+    makes is sent back (args, encoded value, time). That is how assertion-style test
+    programs are turned into plain calls on the reference solution.
+    """
+
+    program: str
+    entry_point: str | None = None
+    calls: list[list[Any]] = field(default_factory=list)  # encoded positional args
+    time_limits_s: list[float] = field(default_factory=list)  # one wall limit per call
+    script: str | None = None
+    script_time_s: float = 60.0
+    record: bool = False
+    seed: int | None = 0  # random.seed() before the calls/script, so recordings replay
+    fail_fast: bool = True
+    limits: Limits = field(default_factory=Limits)
+
+    def to_wire(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CallResult:
+    status: CallStatus
+    value: Any = None  # encoded (protocol.encode_value); decode on the trusted side
+    time_s: float = 0.0
+    error: str = ""
+
+    @classmethod
+    def from_wire(cls, data: dict) -> CallResult:
+        return cls(CallStatus(data["status"]), data.get("value"), data.get("time_s", 0.0), data.get("error", ""))
+
+
+@dataclass
+class RecordedCall:
+    args: list[Any]  # encoded
+    value: Any  # encoded
+    status: CallStatus
+    time_s: float
+    error: str = ""
+
+
+@dataclass
+class JobResult:
+    load: CallResult
+    calls: list[CallResult] = field(default_factory=list)
+    script: CallResult | None = None
+    recorded: list[RecordedCall] = field(default_factory=list)
+    output: str = ""  # head of the program's stdout+stderr, for humans
+    wall_s: float = 0.0
+    sandbox_error: str = ""  # set only for infrastructure faults
+
+    @classmethod
+    def from_wire(cls, data: dict) -> JobResult:
+        script = data.get("script")
+        return cls(
+            load=CallResult.from_wire(data["load"]),
+            calls=[CallResult.from_wire(c) for c in data.get("calls", [])],
+            script=CallResult.from_wire(script) if script else None,
+            recorded=[
+                RecordedCall(r["args"], r.get("value"), CallStatus(r["status"]), r.get("time_s", 0.0), r.get("error", ""))
+                for r in data.get("recorded", [])
+            ],
+            output=data.get("output", ""),
+            wall_s=data.get("wall_s", 0.0),
+            sandbox_error=data.get("sandbox_error", ""),
+        )
+
+    @classmethod
+    def infrastructure_fault(cls, message: str) -> JobResult:
+        return cls(load=CallResult(CallStatus.ERROR, error=message), sandbox_error=message)
+
+
+class Sandbox(abc.ABC):
+    """Runs jobs. Implementations are thread-safe and keep ``workers`` jobs in flight."""
+
+    name: str = "?"
+    isolation: str = "?"  # one line for users and manifests
+
+    @abc.abstractmethod
+    def run(self, job: Job) -> JobResult:
+        """Run one job, blocking. Never raises for anything the program does."""
+
+    def run_many(self, jobs: Iterable[Job]) -> Iterator[tuple[int, JobResult]]:
+        """Yield (index, result) in completion order, ``workers`` at a time."""
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            futures = {pool.submit(self.run, job): i for i, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+
+    @property
+    @abc.abstractmethod
+    def workers(self) -> int: ...
+
+    def describe(self) -> dict:
+        """What the manifest records about this sandbox (kind, isolation, image, versions)."""
+        return {"kind": self.name, "isolation": self.isolation, "workers": self.workers}
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release workers (processes, containers)."""
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Status(str, enum.Enum):
+    """Verdict of a sample (or of one test group of it), decided by trusted code."""
+
+    PASS = "pass"
+    FAIL = "fail"  # wrong answer
+    ERROR = "error"  # exception or non-zero exit
+    TIMEOUT = "timeout"
+    MEMORY = "memory"
+    SYNTAX = "syntax"
+    SANDBOX_ERROR = "sandbox_error"  # infrastructure: never the model's fault
+
+    @classmethod
+    def from_call(cls, status: CallStatus) -> Status:
+        return {
+            CallStatus.TIMEOUT: cls.TIMEOUT,
+            CallStatus.MEMORY: cls.MEMORY,
+            CallStatus.SYNTAX: cls.SYNTAX,
+        }.get(status, cls.ERROR)
+
+
+@dataclass
+class GroupVerdict:
+    status: Status
+    n_tests: int
+    n_passed: int
+    first_failure: int | None = None  # index of the first failing test in the group
+    detail: str = ""  # exception text or the compared values, truncated
+    time_s: float = 0.0
+
+
+@dataclass
+class Verdict:
+    """One sample's verdict. ``status`` is the combined one: plus counts only if base passed."""
+
+    task_id: str
+    sample_index: int
+    status: Status
+    groups: dict[str, GroupVerdict]
+    program_sha256: str
+    wall_s: float = 0.0
+    output: str = ""
+    flaky: bool = False  # a timeout that passed when re-run
+
+    def to_json(self) -> dict:
+        return {
+            "task_id": self.task_id,
+            "sample_index": self.sample_index,
+            "status": self.status.value,
+            "groups": {name: g.status.value for name, g in self.groups.items()},
+            "program_sha256": self.program_sha256,
+            "details": {
+                name: {k: v for k, v in asdict(g).items() if k != "status"} for name, g in self.groups.items()
+            },
+            "wall_s": round(self.wall_s, 4),
+            "flaky": self.flaky,
+            "output": self.output[:2000],
+        }

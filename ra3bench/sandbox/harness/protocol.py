@@ -1,0 +1,161 @@
+"""Wire format shared by the trusted side and the in-sandbox harness.
+
+This module runs *inside* the sandbox too, so it imports only the standard library.
+
+Frames: a 4-byte big-endian length followed by that many bytes of UTF-8 JSON.
+
+Values: a plain tagged encoding, so that what a program returns reaches the trusted
+side as data, never as an object whose methods the program wrote. JSON scalars and lists
+stand for themselves (except non-finite floats); everything else is a one-key object:
+``{"t": [...]}`` tuple, ``{"s": [...]}`` set, ``{"fs": [...]}`` frozenset,
+``{"d": [[k, v], ...]}`` dict, ``{"f": "nan"|"inf"|"-inf"}`` float, ``{"b": "<hex>"}``
+bytes, ``{"c": [re, im]}`` complex, ``{"r": "<repr>", "type": "<name>"}`` anything else
+(decoded to :class:`Opaque`, which equals nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any, BinaryIO
+
+MAX_FRAME_BYTES = 1 << 30
+MAX_DEPTH = 64
+_HEADER = struct.Struct(">I")
+
+
+class ProtocolError(Exception):
+    """A frame could not be read: the peer died, or wrote garbage."""
+
+
+def write_frame(stream: BinaryIO, message: dict) -> None:
+    data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def read_frame(stream: BinaryIO) -> dict | None:
+    """Return the next message, or None at a clean end of stream."""
+    header = _read_exact(stream, _HEADER.size, allow_eof=True)
+    if header is None:
+        return None
+    (size,) = _HEADER.unpack(header)
+    if size > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame of {size} bytes is over the limit")
+    body = _read_exact(stream, size, allow_eof=False)
+    try:
+        message = json.loads(body)
+    except ValueError as exc:
+        raise ProtocolError(f"frame is not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("frame is not a JSON object")
+    return message
+
+
+def _read_exact(stream: BinaryIO, size: int, allow_eof: bool) -> bytes | None:
+    chunks = []
+    remaining = size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            if allow_eof and remaining == size:
+                return None
+            raise ProtocolError("stream ended inside a frame")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+class Opaque:
+    """A value the encoding cannot carry. It equals nothing, itself included."""
+
+    __slots__ = ("type_name", "text")
+
+    def __init__(self, type_name: str, text: str) -> None:
+        self.type_name = type_name
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    def __ne__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name}: {self.text}>"
+
+
+def encode_value(value: Any, depth: int = 0) -> Any:
+    """Encode a Python value; types are checked exactly so subclasses cannot slip through."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str:
+        return value
+    if kind is int:
+        return value
+    if kind is float:
+        if math.isfinite(value):
+            return value
+        return {"f": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    if depth >= MAX_DEPTH:
+        return _opaque(value, "too deep")
+    if kind is list:
+        return [encode_value(item, depth + 1) for item in value]
+    if kind is tuple:
+        return {"t": [encode_value(item, depth + 1) for item in value]}
+    if kind is set or kind is frozenset:
+        items = [encode_value(item, depth + 1) for item in value]
+        return {"s" if kind is set else "fs": items}
+    if kind is dict:
+        return {"d": [[encode_value(k, depth + 1), encode_value(v, depth + 1)] for k, v in value.items()]}
+    if kind is bytes:
+        return {"b": value.hex()}
+    if kind is complex:
+        return {"c": [encode_value(value.real), encode_value(value.imag)]}
+    item = getattr(value, "item", None)
+    if kind.__module__ == "numpy" and callable(item) and getattr(value, "ndim", None) == 0:
+        return encode_value(item(), depth + 1)
+    return _opaque(value)
+
+
+def _opaque(value: Any, note: str = "") -> dict:
+    try:
+        text = object.__repr__(value) if note else repr(value)
+    except BaseException:  # noqa: BLE001 - a hostile __repr__ must not break the harness
+        text = "<unrepresentable>"
+    return {"r": text[:200] + (f" ({note})" if note else ""), "type": type(value).__name__}
+
+
+def decode_value(data: Any) -> Any:
+    if isinstance(data, list):
+        return [decode_value(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    if len(data) != 1:
+        return Opaque(str(data.get("type", "?")), str(data.get("r", "")))
+    ((tag, payload),) = data.items()
+    if tag == "t":
+        return tuple(decode_value(item) for item in payload)
+    if tag == "s":
+        return {_hashable(decode_value(item)) for item in payload}
+    if tag == "fs":
+        return frozenset(_hashable(decode_value(item)) for item in payload)
+    if tag == "d":
+        return {_hashable(decode_value(k)): decode_value(v) for k, v in payload}
+    if tag == "f":
+        return float(payload)
+    if tag == "b":
+        return bytes.fromhex(payload)
+    if tag == "c":
+        return complex(decode_value(payload[0]), decode_value(payload[1]))
+    return Opaque(str(data.get("type", "?")), str(data.get("r", "")))
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return Opaque(type(value).__name__, "unhashable")
+    return value
