@@ -42,7 +42,7 @@ class Registry(Generic[T]):
             try:
                 self._items[ep.name] = ep.load()
                 self._origins[ep.name] = f"{ep.value} ({ep.dist.name if ep.dist else '?'})"
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
+            except Exception as exc:
                 self._broken[ep.name] = f"{type(exc).__name__}: {exc}"
 
     def names(self) -> list[str]:

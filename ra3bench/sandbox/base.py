@@ -115,7 +115,9 @@ class JobResult:
             calls=[CallResult.from_wire(c) for c in data.get("calls", [])],
             script=CallResult.from_wire(script) if script else None,
             recorded=[
-                RecordedCall(r["args"], r.get("value"), CallStatus(r["status"]), r.get("time_s", 0.0), r.get("error", ""))
+                RecordedCall(
+                    r["args"], r.get("value"), CallStatus(r["status"]), r.get("time_s", 0.0), r.get("error", "")
+                )
                 for r in data.get("recorded", [])
             ],
             output=data.get("output", ""),
@@ -215,9 +217,7 @@ class Verdict:
             "status": self.status.value,
             "groups": {name: g.status.value for name, g in self.groups.items()},
             "program_sha256": self.program_sha256,
-            "details": {
-                name: {k: v for k, v in asdict(g).items() if k != "status"} for name, g in self.groups.items()
-            },
+            "details": {name: {k: v for k, v in asdict(g).items() if k != "status"} for name, g in self.groups.items()},
             "wall_s": round(self.wall_s, 4),
             "flaky": self.flaky,
             "output": self.output[:2000],

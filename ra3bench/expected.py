@@ -1,0 +1,196 @@
+"""Expected outputs: the reference solution run in the sandbox, cached per data hash.
+
+As in evalplus, expected values are not stored in the data set but computed by running the
+reference solution on each input, together with its runtime; per-test time limits are
+``max(floor, factor x reference time)``. REPLAY groups (assertion-style test programs) are
+turned into plain calls here: the test program runs against the reference with every call
+to the entry point recorded (arguments, value, time).
+
+The cache file is keyed by suite, version, data sha256, harness version and Python
+version, and its own sha256 goes into every run manifest.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ra3bench.progress import progress_bar
+from ra3bench.sandbox.base import CallStatus, Job, Limits, Sandbox
+from ra3bench.sandbox.harness.protocol import encode_value
+from ra3bench.suites.base import Comparison, Problem, Suite
+
+HARNESS_VERSION = "1"  # bump when the harness or encoding changes what a run returns
+REFERENCE_CALL_LIMIT_S = 60.0  # generous: the reference is trusted, we only guard against a hang
+
+
+@dataclass
+class GroupExpectation:
+    """What the reference did on one test group."""
+
+    args: list[list[Any]]  # encoded positional args, one per test
+    outputs: list[Any]  # encoded return values
+    times_s: list[float]
+    statuses: list[str]  # "ok" unless the reference itself failed on that test
+    problem_note: str = ""  # why this group cannot be passed, if it cannot
+
+    @property
+    def usable(self) -> bool:
+        return not self.problem_note
+
+
+@dataclass
+class Expectations:
+    key: str
+    path: Path | None
+    sha256: str
+    tasks: dict[str, dict[str, GroupExpectation]] = field(default_factory=dict)
+
+    def get(self, task_id: str, group: str) -> GroupExpectation:
+        return self.tasks[task_id][group]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("RA3BENCH_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "ra3bench"
+
+
+def expectations_key(suite: Suite) -> str:
+    py = f"py{sys.version_info.major}{sys.version_info.minor}"
+    return f"{suite.name}-{suite.version}-{suite.data_sha256[:16]}-h{HARNESS_VERSION}-{py}"
+
+
+def load_or_compute(
+    suite: Suite, sandbox: Sandbox, problems: list[Problem] | None = None, *, limits: Limits | None = None
+) -> Expectations:
+    """Expected outputs for ``problems`` (default: all), from the cache or computed now.
+
+    The cache holds whole suites; a partial computation (``--limit``) is stored too and
+    extended later, so a quick run never pays for the whole suite.
+    """
+    key = expectations_key(suite)
+    path = cache_dir() / "expected" / f"{key}.json.gz"
+    tasks: dict[str, dict[str, GroupExpectation]] = {}
+    if path.exists():
+        try:
+            tasks = _decode_cache(json.loads(gzip.decompress(path.read_bytes())))
+        except (OSError, ValueError, KeyError, TypeError):
+            tasks = {}  # a damaged cache is recomputed, never trusted
+    wanted = problems if problems is not None else suite.problems()
+    missing = [p for p in wanted if p.task_id not in tasks]
+    if missing:
+        tasks.update(compute(missing, sandbox, limits=limits))
+        _write_cache(path, tasks)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+    return Expectations(key=key, path=path, sha256=sha, tasks=tasks)
+
+
+def compute(problems: list[Problem], sandbox: Sandbox, *, limits: Limits | None = None) -> dict:
+    limits = limits or Limits()
+    jobs: list[tuple[str, str, Job]] = []
+    for problem in problems:
+        for group in problem.groups.values():
+            jobs.append((problem.task_id, group.name, _reference_job(problem, group.name, limits)))
+    out: dict[str, dict[str, GroupExpectation]] = {p.task_id: {} for p in problems}
+    with progress_bar("expected outputs (reference solutions)", total=len(jobs)) as advance:
+        for index, result in sandbox.run_many([job for _, _, job in jobs]):
+            task_id, group_name, job = jobs[index]
+            problem = next(p for p in problems if p.task_id == task_id)
+            out[task_id][group_name] = _expectation_from(problem, group_name, job, result)
+            advance()
+    return out
+
+
+def _reference_job(problem: Problem, group_name: str, limits: Limits) -> Job:
+    group = problem.groups[group_name]
+    if group.comparison is Comparison.REPLAY:
+        return Job(
+            program=problem.reference,
+            entry_point=problem.entry_point,
+            script=group.check,
+            script_time_s=REFERENCE_CALL_LIMIT_S,
+            record=True,
+            fail_fast=False,
+            limits=limits,
+        )
+    return Job(
+        program=problem.reference,
+        entry_point=problem.entry_point,
+        calls=[encode_value(list(args)) for args in group.inputs],
+        time_limits_s=[REFERENCE_CALL_LIMIT_S] * len(group.inputs),
+        fail_fast=False,
+        limits=limits,
+    )
+
+
+def _expectation_from(problem: Problem, group_name: str, job: Job, result) -> GroupExpectation:
+    if result.sandbox_error:
+        return GroupExpectation([], [], [], [], problem_note=f"sandbox error: {result.sandbox_error}")
+    if result.load.status is not CallStatus.OK:
+        return GroupExpectation([], [], [], [], problem_note=f"reference does not load: {result.load.error}")
+    if job.record:
+        recorded = result.recorded
+        note = ""
+        if result.script is None or result.script.status is not CallStatus.OK:
+            error = result.script.error if result.script else "no result"
+            note = f"the test program fails on the reference: {error}"
+        elif not recorded:
+            note = "the test program never calls the entry point"
+        return GroupExpectation(
+            args=[r.args for r in recorded],
+            outputs=[r.value for r in recorded],
+            times_s=[r.time_s for r in recorded],
+            statuses=[r.status.value for r in recorded],
+            problem_note=note,
+        )
+    calls = result.calls
+    bad = [i for i, c in enumerate(calls) if c.status is not CallStatus.OK]
+    note = ""
+    if bad:
+        note = f"reference fails on {len(bad)} of {len(calls)} tests (first #{bad[0]}: {calls[bad[0]].error[:200]})"
+    return GroupExpectation(
+        args=list(job.calls),
+        outputs=[c.value for c in calls],
+        times_s=[c.time_s for c in calls],
+        statuses=[c.status.value for c in calls],
+        problem_note=note,
+    )
+
+
+def _encode_cache(tasks: dict[str, dict[str, GroupExpectation]]) -> dict:
+    return {
+        "python": platform.python_version(),
+        "harness": HARNESS_VERSION,
+        "tasks": {
+            task: {
+                name: {
+                    "args": g.args,
+                    "outputs": g.outputs,
+                    "times_s": g.times_s,
+                    "statuses": g.statuses,
+                    "problem_note": g.problem_note,
+                }
+                for name, g in groups.items()
+            }
+            for task, groups in tasks.items()
+        },
+    }
+
+
+def _decode_cache(data: dict) -> dict[str, dict[str, GroupExpectation]]:
+    return {task: {name: GroupExpectation(**g) for name, g in groups.items()} for task, groups in data["tasks"].items()}
+
+
+def _write_cache(path: Path, tasks: dict[str, dict[str, GroupExpectation]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    payload = json.dumps(_encode_cache(tasks), separators=(",", ":"), sort_keys=True).encode()
+    tmp.write_bytes(gzip.compress(payload, mtime=0))
+    os.replace(tmp, path)

@@ -1,0 +1,257 @@
+"""generate -> execute -> judge -> score, resumable and cached.
+
+Samples are written to the run folder before they run and verdicts as they arrive, so a
+killed run resumes where it stopped: samples already judged in the folder are skipped,
+programs judged before under the same conditions come from the verdict cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ra3bench.expected import Expectations
+from ra3bench.judge import TimePolicy, group_job, judge_group
+from ra3bench.metrics import ks_for, pass_at_k_with_ci
+from ra3bench.progress import progress_bar
+from ra3bench.results import SAMPLES, SUMMARY, VERDICTS, RunFolder
+from ra3bench.sandbox.base import GroupVerdict, Limits, Sandbox, Status, Verdict
+from ra3bench.suites.base import Problem, Suite
+from ra3bench.verdict_cache import VerdictCache, verdict_key
+
+
+@dataclass
+class Sample:
+    task_id: str
+    sample_index: int
+    program: str
+    raw: dict[str, Any] = field(default_factory=dict)  # what the model / file gave, kept verbatim
+
+    @property
+    def program_sha256(self) -> str:
+        return hashlib.sha256(self.program.encode()).hexdigest()
+
+    def to_json(self) -> dict:
+        return {
+            "task_id": self.task_id,
+            "sample_index": self.sample_index,
+            "program_sha256": self.program_sha256,
+            "program": self.program,
+            **{k: v for k, v in self.raw.items() if k not in ("task_id", "sample_index", "program")},
+        }
+
+
+@dataclass
+class EvalSettings:
+    limits: Limits = field(default_factory=Limits)
+    time_policy: TimePolicy = field(default_factory=TimePolicy)
+    fail_fast: bool = True
+    timeout_reruns: int = 1  # a timeout is re-run this many times before it is final
+    sandbox_retries: int = 2  # an infrastructure fault is retried this many times
+
+    def describe(self) -> dict:
+        return {
+            "limits": asdict(self.limits),
+            "time_policy": self.time_policy.describe(),
+            "fail_fast": self.fail_fast,
+            "timeout_reruns": self.timeout_reruns,
+            "sandbox_retries": self.sandbox_retries,
+        }
+
+
+class Evaluator:
+    """Judges one program on one problem: every test group, retries included."""
+
+    def __init__(self, suite: Suite, sandbox: Sandbox, expectations: Expectations, settings: EvalSettings) -> None:
+        self.suite = suite
+        self.sandbox = sandbox
+        self.expectations = expectations
+        self.settings = settings
+
+    def cache_key(self, problem: Problem, program: str) -> str:
+        return verdict_key(
+            suite=self.suite.name,
+            version=self.suite.version,
+            data=self.suite.data_sha256,
+            task=problem.task_id,
+            program=program,
+            settings=self.settings.describe(),
+            expectations=self.expectations.key,
+        )
+
+    def evaluate(self, problem: Problem, sample: Sample) -> Verdict:
+        started = time.perf_counter()
+        groups: dict[str, GroupVerdict] = {}
+        flaky = False
+        output = ""
+        for name in problem.groups:
+            verdict, was_flaky, output_text = self._run_group(problem, name, sample.program)
+            groups[name] = verdict
+            flaky = flaky or was_flaky
+            output = output or output_text
+        return Verdict(
+            task_id=problem.task_id,
+            sample_index=sample.sample_index,
+            status=combined_status(groups),
+            groups=groups,
+            program_sha256=sample.program_sha256,
+            wall_s=time.perf_counter() - started,
+            output=output,
+            flaky=flaky,
+        )
+
+    def _run_group(self, problem: Problem, name: str, program: str) -> tuple[GroupVerdict, bool, str]:
+        expected = self.expectations.get(problem.task_id, name)
+        job = group_job(
+            problem,
+            name,
+            program,
+            expected,
+            self.settings.time_policy,
+            self.settings.limits,
+            fail_fast=self.settings.fail_fast,
+        )
+        verdict, output = self._attempt(problem, name, expected, job)
+        flaky = False
+        reruns = self.settings.timeout_reruns
+        while verdict.status is Status.TIMEOUT and reruns > 0:
+            reruns -= 1
+            again, output = self._attempt(problem, name, expected, job)
+            if again.status is not Status.TIMEOUT:
+                flaky = True
+            verdict = again
+        return verdict, flaky, output
+
+    def _attempt(self, problem, name, expected, job) -> tuple[GroupVerdict, str]:
+        for _ in range(self.settings.sandbox_retries + 1):
+            result = self.sandbox.run(job)
+            verdict = judge_group(problem, name, expected, result)
+            if verdict.status is not Status.SANDBOX_ERROR:
+                break
+        return verdict, result.output
+
+
+def combined_status(groups: dict[str, GroupVerdict]) -> Status:
+    """The first group that did not pass decides (base before plus)."""
+    for verdict in groups.values():
+        if verdict.status is not Status.PASS:
+            return verdict.status
+    return Status.PASS
+
+
+def run_pipeline(
+    *,
+    suite: Suite,
+    problems: list[Problem],
+    samples: Iterable[Sample],
+    evaluator: Evaluator,
+    folder: RunFolder,
+    cache: VerdictCache,
+    ks: list[int] | None = None,
+) -> dict:
+    """Judge every sample not judged yet in ``folder``; write verdicts and the summary."""
+    by_id = {p.task_id: p for p in problems}
+    done = {(v["task_id"], v["sample_index"]) for v in folder.verdicts()}
+    written = {(s["task_id"], s["sample_index"]) for s in folder.samples()}
+    sample_writer = folder.writer(SAMPLES)
+    verdict_writer = folder.writer(VERDICTS)
+    counters = Counter()
+    pending: list[Sample] = []
+    for sample in samples:
+        key = (sample.task_id, sample.sample_index)
+        if key not in written:
+            sample_writer.write(sample.to_json())
+            written.add(key)
+        if key in done:
+            counters["from_run_folder"] += 1
+            continue
+        pending.append(sample)
+    sample_writer.close()
+
+    def record(sample: Sample, verdict_json: dict) -> None:
+        verdict_writer.write({**verdict_json, "task_id": sample.task_id, "sample_index": sample.sample_index})
+
+    workers = max(1, evaluator.sandbox.workers)
+    with progress_bar(f"judging {suite.name}", total=len(pending)) as advance, ThreadPoolExecutor(workers) as pool:
+        in_flight: dict[Future, tuple[Sample, str]] = {}
+        queue = iter(pending)
+        seen_keys: dict[str, dict] = {}
+
+        def submit_more() -> None:
+            while len(in_flight) < workers * 2:
+                sample = next(queue, None)
+                if sample is None:
+                    return
+                problem = by_id[sample.task_id]
+                key = evaluator.cache_key(problem, sample.program)
+                cached = seen_keys.get(key) or cache.get(key)
+                if cached is not None:
+                    record(sample, cached)
+                    counters["from_verdict_cache"] += 1
+                    advance()
+                    continue
+                in_flight[pool.submit(evaluator.evaluate, problem, sample)] = (sample, key)
+
+        submit_more()
+        while in_flight:
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                sample, key = in_flight.pop(future)
+                verdict_json = future.result().to_json()
+                record(sample, verdict_json)
+                counters["executed"] += 1
+                if verdict_json["status"] != Status.SANDBOX_ERROR.value:
+                    cache.put(key, verdict_json)
+                    seen_keys[key] = verdict_json
+                advance()
+            submit_more()
+    verdict_writer.close()
+    summary = summarize(suite, problems, folder.verdicts(), ks)
+    summary["execution"] = dict(counters)
+    folder.write_json(SUMMARY, summary)
+    return summary
+
+
+def summarize(suite: Suite, problems: list[Problem], verdicts: list[dict], ks: list[int] | None = None) -> dict:
+    """pass@k per group (plus = base and plus both pass), intervals, status counts, coverage."""
+    latest: dict[tuple[str, int], dict] = {}
+    for v in verdicts:
+        latest[(v["task_id"], v["sample_index"])] = v
+    suite_ids = {p.task_id for p in suite.problems()}
+    per_group: dict[str, dict[str, tuple[int, int]]] = {g: {} for g in suite.group_names}
+    for (task_id, _), v in latest.items():
+        for i, group in enumerate(suite.group_names):
+            n, c = per_group[group].get(task_id, (0, 0))
+            passed = all(v["groups"].get(g) == Status.PASS.value for g in suite.group_names[: i + 1])
+            per_group[group][task_id] = (n + 1, c + int(passed))
+    pass_at_k: dict[str, dict[str, float]] = {}
+    intervals: dict[str, dict[str, list[float]]] = {}
+    base_counts = per_group[suite.group_names[0]]
+    for group, counts in per_group.items():
+        pass_at_k[group], intervals[group] = {}, {}
+        for k in ks_for(counts, ks):
+            result = pass_at_k_with_ci(counts, k)
+            pass_at_k[group][str(k)] = result.value
+            intervals[group][str(k)] = [result.ci_low, result.ci_high]
+    covered = {t for t, _ in latest}
+    return {
+        "suite": suite.name,
+        "suite_version": suite.version,
+        "data_sha256": suite.data_sha256,
+        "n_problems": len(covered),
+        "n_suite_problems": len(suite_ids),
+        "n_samples": len(latest),
+        "samples_per_problem": sorted({n for n, _ in base_counts.values()}),
+        "pass_at_k": pass_at_k,
+        "pass_at_k_ci95": intervals,
+        "status_counts": dict(Counter(v["status"] for v in latest.values())),
+        "group_status_counts": {
+            g: dict(Counter(v["groups"].get(g, "missing") for v in latest.values())) for g in suite.group_names
+        },
+        "flaky": sum(1 for v in latest.values() if v.get("flaky")),
+    }
