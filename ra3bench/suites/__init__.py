@@ -1,0 +1,25 @@
+"""Benchmark suites: a registry of :class:`~ra3bench.suites.base.Suite` classes and ``get_suite``.
+
+In-tree suites register with ``@SUITES.register(name)``; plugins through the entry-point group
+``ra3bench.suites``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ra3bench.registry import Registry
+from ra3bench.suites.base import Suite
+
+SUITES = Registry[type[Suite]]("suite")
+
+# Imported after SUITES exists: the modules register themselves into it on import.
+from ra3bench.suites import humaneval, mbpp  # noqa: E402, F401
+
+
+def get_suite(name: str, version: str | None = None, data_dir: Path | None = None) -> Suite:
+    """The suite ``name`` at ``version`` (its default if None); unknown names/versions raise UsageError."""
+    return SUITES.get(name)(version=version, data_dir=data_dir)
+
+
+__all__ = ["SUITES", "Suite", "get_suite"]
