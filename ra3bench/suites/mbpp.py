@@ -14,14 +14,15 @@ from ra3bench.suites.humaneval import evalplus_instruction, sample_program
 # The standard MBPP test split (README of google-research/mbpp): task ids 11..510.
 MBPP_TEST_IDS = range(11, 511)
 
-# Special oracles for MBPP+ by entry point, mirroring evalplus's special cases (implemented by the judge).
+# Special oracles for MBPP+ by entry point: evalplus 0.3.1's lists (evalplus/eval/_special_oracle.py and
+# evalplus/eval/__init__.py), implemented in ra3bench.oracles. Names absent from v0.2.0 are kept for older data.
 MBPP_PLUS_ORACLES: dict[str, str] = {
     **dict.fromkeys(
         (
             "similar_elements",
             "find_char_long",
-            "common_in_list",
-            "extract_string",
+            "common_in_nested_lists",
+            "extract_singly",
             "larg_nnum",
             "intersection_array",
             "find_dissimilar",
@@ -29,7 +30,7 @@ MBPP_PLUS_ORACLES: dict[str, str] = {
         ),
         "set_eq",  # the order of the returned elements is unspecified
     ),
-    **dict.fromkeys(("check_str", "text_match_three", "text_starta_endz"), "not_none"),  # a match object, any
+    **dict.fromkeys(("check_str", "text_match_three", "text_starta_endb"), "not_none"),  # a match object, any
     "are_equivalent": "are_equivalent",
     "sum_div": "sum_div",
     "surface_Area": "surface_area",
