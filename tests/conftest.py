@@ -8,3 +8,13 @@ import pytest
 def pytest_configure(config: pytest.Config) -> None:
     # Registered here so that `-m "not network"` works and pytest does not warn about an unknown mark.
     config.addinivalue_line("markers", "network: needs the internet (PyPI via pip); skips when it is unreachable")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Point the data layer at the workspace copy of the data sets unless told otherwise."""
+    import os
+    from pathlib import Path
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    if not os.environ.get("RA3BENCH_DATA_DIR") and shared.is_dir():
+        os.environ["RA3BENCH_DATA_DIR"] = str(shared)

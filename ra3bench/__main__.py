@@ -1,0 +1,5 @@
+import sys
+
+from ra3bench.cli.main import main
+
+sys.exit(main())
