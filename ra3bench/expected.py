@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ra3bench.paths import cache_root
 from ra3bench.progress import progress_bar
 from ra3bench.sandbox.base import CallStatus, Job, Limits, Sandbox
 from ra3bench.sandbox.harness.protocol import encode_value
@@ -57,11 +58,6 @@ class Expectations:
         return self.tasks[task_id][group]
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("RA3BENCH_CACHE_DIR")
-    return Path(root) if root else Path.home() / ".cache" / "ra3bench"
-
-
 def expectations_key(suite: Suite) -> str:
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
     return f"{suite.name}-{suite.version}-{suite.data_sha256[:16]}-h{HARNESS_VERSION}-{py}"
@@ -76,7 +72,7 @@ def load_or_compute(
     extended later, so a quick run never pays for the whole suite.
     """
     key = expectations_key(suite)
-    path = cache_dir() / "expected" / f"{key}.json.gz"
+    path = cache_root() / "expected" / f"{key}.json.gz"
     tasks: dict[str, dict[str, GroupExpectation]] = {}
     if path.exists():
         try:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ra3bench.backends.base import Backend
 from ra3bench.cli.common import parse_ks, print_summary, select_problems, settings_from
-from ra3bench.expected import cache_dir, load_or_compute
+from ra3bench.expected import load_or_compute
+from ra3bench.paths import cache_root
 from ra3bench.pipeline import Evaluator, run_pipeline
 from ra3bench.results import RunFolder, code_version, default_run_dir, host_info, now_iso
 from ra3bench.sandbox import make_sandbox
@@ -46,7 +47,7 @@ def execute(args: argparse.Namespace, backend: Backend, n: int, *, only_covered:
         }
         folder.open(manifest)
         evaluator = Evaluator(suite, sandbox, expectations, settings)
-        cache = VerdictCache(None if args.no_cache else cache_dir() / "verdicts.sqlite")
+        cache = VerdictCache(None if args.no_cache else cache_root() / "verdicts.sqlite")
         try:
             summary = run_pipeline(
                 suite=suite, problems=problems, samples=samples, evaluator=evaluator, folder=folder, cache=cache, ks=ks

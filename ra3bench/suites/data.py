@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ra3bench.errors import DataIntegrityError, DataNotFoundError
+from ra3bench.paths import cache_root
 from ra3bench.suites.base import DataFile
 
 DOWNLOAD_TIMEOUT_S = 60.0
@@ -52,9 +53,7 @@ _PYPI_PAGE = re.compile(r"^https://pypi\.org/project/(?P<name>[^/]+)/(?P<version
 
 def cache_dir() -> Path:
     """The user cache for downloaded data: ``$RA3BENCH_CACHE_DIR/data`` or ``~/.cache/ra3bench/data``."""
-    root = os.environ.get("RA3BENCH_CACHE_DIR")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "ra3bench"
-    return base / "data"
+    return cache_root() / "data"
 
 
 def offline() -> bool:
