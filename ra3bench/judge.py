@@ -142,7 +142,10 @@ def replay_check(problem: Problem, group: str, expected: GroupExpectation, calls
 
 
 def _short(value: Any, limit: int = 160) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # ints past 4,300 digits have no decimal repr
+        text = f"<{type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -9,7 +9,9 @@ side as data, never as an object whose methods the program wrote. JSON scalars a
 stand for themselves (except non-finite floats); everything else is a one-key object:
 ``{"t": [...]}`` tuple, ``{"s": [...]}`` set, ``{"fs": [...]}`` frozenset,
 ``{"d": [[k, v], ...]}`` dict, ``{"f": "nan"|"inf"|"-inf"}`` float, ``{"b": "<hex>"}``
-bytes, ``{"c": [re, im]}`` complex, ``{"r": "<repr>", "type": "<name>"}`` anything else
+bytes, ``{"ix": "<hex>"}`` an int too big for a JSON number (Python refuses decimal
+conversion past 4,300 digits; hex has no such limit), ``{"c": [re, im]}`` complex,
+``{"r": "<repr>", "type": "<name>"}`` anything else
 (decoded to :class:`Opaque`, which equals nothing).
 """
 
@@ -22,6 +24,7 @@ from typing import Any, BinaryIO
 
 MAX_FRAME_BYTES = 1 << 30
 MAX_DEPTH = 64
+BIG_INT_BITS = 4096  # ~1,233 decimal digits; larger ints travel as hex
 _HEADER = struct.Struct(">I")
 
 
@@ -94,7 +97,7 @@ def encode_value(value: Any, depth: int = 0) -> Any:
     if value is None or kind is bool or kind is str:
         return value
     if kind is int:
-        return value
+        return value if value.bit_length() <= BIG_INT_BITS else {"ix": hex(value)}
     if kind is float:
         if math.isfinite(value):
             return value
@@ -148,6 +151,8 @@ def decode_value(data: Any) -> Any:
         return float(payload)
     if tag == "b":
         return bytes.fromhex(payload)
+    if tag == "ix":
+        return int(payload, 16)
     if tag == "c":
         return complex(decode_value(payload[0]), decode_value(payload[1]))
     return Opaque(str(data.get("type", "?")), str(data.get("r", "")))
