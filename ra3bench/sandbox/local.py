@@ -374,6 +374,8 @@ class LocalSandbox(Sandbox):
         budget = harness.job_budget_s(wire) + HOST_GRACE_S
         worker = self._slots.get()
         try:
+            if self._closed:
+                raise RuntimeError("the sandbox is closed")
             if worker is not None and not worker.alive():
                 self._retire(worker, kill=True)
                 worker = None
@@ -387,7 +389,7 @@ class LocalSandbox(Sandbox):
                 self._retire(worker, kill=True)
                 worker = None
                 return JobResult.infrastructure_fault(f"local sandbox: {exc}")
-            if worker.jobs >= self._max_jobs:
+            if worker.jobs >= self._max_jobs or result.sandbox_error:  # a harness fault: start afresh
                 self._retire(worker, kill=False)
                 worker = None
             return result

@@ -588,6 +588,8 @@ class _ChildRun:
         self.detail = ""
         self.status: int | None = None
         self.cpu_s = 0.0
+        self.item_t0 = _perf()  # when the item in flight started (the previous frame)
+        self.item_s = 0.0  # how long the item in flight had run when the child ended
 
 
 class Server:
@@ -711,6 +713,12 @@ class Server:
 
     def _died(self, run: _ChildRun, item: Any, job: dict) -> dict:
         """The result of the item in flight when its child ended without answering it."""
+        result = self._death_verdict(run, item, job)
+        result["time_s"] = run.item_s
+        return result
+
+    @staticmethod
+    def _death_verdict(run: _ChildRun, item: Any, job: dict) -> dict:
         where = "loading" if item == "load" else ("the script" if item == "script" else "the call")
         if run.reason == "deadline":
             return _result("timeout", f"time limit exceeded (no answer from {where}; process killed)")
@@ -801,21 +809,21 @@ class Server:
         max_frame = 2 * int(job["limits"]["value_bytes"]) + FRAME_SLACK
         buf = bytearray()
         deadline = _perf() + SETUP_S
-        exited = eof = False
+        exited = eof = more = False
         try:
             while len(run.frames) < len(items) and not run.reason:
                 timeout = deadline - _perf()
                 if timeout <= 0:
                     run.reason = "deadline"
                     break
-                events = poller.poll(min(timeout, 0.05 if pidfd < 0 else timeout) * 1000 + 1)
-                for fd, _ in events:
-                    if fd == pidfd:
-                        exited = True
-                eof = _drain(rfd, buf) or eof
-                if pidfd < 0 and not eof and _has_exited(pid):
-                    exited = True
-                    eof = _drain(rfd, buf) or eof
+                if not more:  # else: data is waiting in the pipe, read it first
+                    events = poller.poll(min(timeout, 0.05 if pidfd < 0 else timeout) * 1000 + 1)
+                    exited = exited or any(fd == pidfd for fd, _ in events)
+                    if pidfd < 0 and not exited:
+                        exited = _has_exited(pid)
+                # Bounded reads: a program spamming its pipe cannot grow our buffer or starve the deadline.
+                at_end, more = _drain(rfd, buf, max_frame + 8)
+                eof = eof or at_end
                 while not run.reason and len(run.frames) < len(items):
                     try:
                         frame = _next_frame(buf, max_frame)
@@ -831,10 +839,12 @@ class Server:
                         break
                     if was_ready and self._finished(run, items, job):
                         items = items[: len(run.frames)]
-                    deadline = _perf() + _item_budget(items, len(run.frames), job)
-                if (exited or eof) and not run.reason and len(run.frames) < len(items):
+                    run.item_t0 = _perf()
+                    deadline = run.item_t0 + _item_budget(items, len(run.frames), job)
+                if (exited or eof) and not more and not run.reason and len(run.frames) < len(items):
                     run.reason = "exited"
         finally:
+            run.item_s = _perf() - run.item_t0
             if pidfd >= 0:
                 os.close(pidfd)
             if run.reason:  # ended early: its exit status and CPU time decide the verdict
@@ -977,18 +987,19 @@ def _item_budget(items: list, done: int, job: dict) -> float:
     return limit + encode_budget_s(limit) + GRACE_S
 
 
-def _drain(fd: int, buf: bytearray) -> bool:
-    """Read what is available; True at end of stream."""
-    while True:
+def _drain(fd: int, buf: bytearray, limit: int) -> tuple[bool, bool]:
+    """Read what is available, up to ``limit`` buffered bytes; return (end of stream, stopped at the limit)."""
+    while len(buf) < limit:
         try:
-            data = os.read(fd, 1 << 20)
+            data = os.read(fd, min(1 << 20, limit - len(buf)))
         except BlockingIOError:
-            return False
+            return False, False
         except InterruptedError:
             continue
         if not data:
-            return True
+            return True, False
         buf += data
+    return False, True
 
 
 def _has_exited(pid: int) -> bool:
@@ -1093,6 +1104,9 @@ def _normalize_job(raw: dict) -> dict:
     if script is not None and type(script) is not str:
         raise ValueError("script is not a string")
     script_time = float(raw.get("script_time_s", 60.0))
+    seed = raw.get("seed")
+    if seed is not None and type(seed) not in (int, str):
+        raise ValueError("seed must be an int, a str or None")
     total = float(limits["load_time_s"]) + sum(times) + (script_time if script is not None else 0.0)
     return {
         "program": raw["program"],
@@ -1102,7 +1116,7 @@ def _normalize_job(raw: dict) -> dict:
         "script": script,
         "script_time_s": script_time,
         "record": bool(raw.get("record", False)),
-        "seed": raw.get("seed"),
+        "seed": seed,
         "fail_fast": bool(raw.get("fail_fast", True)),
         "limits": limits,
         "cpu_limit": int(float(limits["cpu_slack"]) * total) + 1,
