@@ -36,7 +36,8 @@ from ra3bench.sandbox.harness import server as harness
 SERVER_PATH = Path(harness.__file__).resolve()
 NOBODY = 65534
 HOST_GRACE_S = 30.0  # beyond the harness's own worst case before a worker counts as hung
-START_GRACE_S = 30.0  # a fresh worker (bubblewrap + interpreter start) answers its first job late
+START_GRACE_S = 30.0
+SHM_SIZE_MB = 64  # a fresh worker (bubblewrap + interpreter start) answers its first job late
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
 HIDDEN_ROOTS = ("/root", "/home", "/tmp")
 # What the root server inside bubblewrap needs: drop to the job uid, own its temp dir, kill and reap.
@@ -311,8 +312,11 @@ class LocalSandbox(Sandbox):
             server += ["--uid", str(self._uid)]
         if not self._bwrap:
             return server
+        server += ["--scratch", "/dev/shm"]
         cmd = [self._bwrap, "--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
         cmd += ["--new-session", "--dev", "/dev", "--proc", "/proc"]
+        # /dev/shm for multiprocessing's semaphores: small, private to the worker, emptied after each job.
+        cmd += ["--perms", "1777", "--size", str(SHM_SIZE_MB << 20), "--tmpfs", "/dev/shm"]
         for d in SYSTEM_DIRS:
             if os.path.islink(d):  # merged /usr: /bin -> usr/bin
                 cmd += ["--symlink", os.readlink(d), d]

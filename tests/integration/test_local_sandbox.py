@@ -8,6 +8,7 @@ design (``plain`` shares the host's /tmp and network), the test says so and skip
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import signal
 import socket
@@ -432,6 +433,27 @@ def test_planted_modules_do_not_affect_the_program_or_the_next_job(sandbox: Loca
     )
     second = sandbox.run(job(check, [[cwd]]))
     assert values(second) == [(True, "[1]", False, True)]
+
+
+def test_multiprocessing_works_and_dev_shm_does_not_carry_over(sandbox: LocalSandbox) -> None:
+    program = (
+        "import multiprocessing, os\n"
+        "def square(x):\n    return x * x\n"
+        "def f(plant):\n"
+        "    if plant:\n        open(plant, 'w').write('x')\n"
+        "    with multiprocessing.Pool(2) as pool:\n        return pool.map(square, [1, 2, 3])\n"
+    )
+    name = f"/dev/shm/ra3bench_plant_{uuid.uuid4().hex}"
+    try:
+        first = sandbox.run(job(program, [[name if sandbox.mode == "bwrap" else None]], limit=10.0))  # type: ignore[attr-defined]
+        assert values(first) == [[1, 4, 9]], first.calls[0].error
+        if sandbox.mode == "bwrap":  # type: ignore[attr-defined]
+            check = "import os\ndef f(path):\n    return os.path.exists(path)\n"
+            assert values(sandbox.run(job(check, [[name]]))) == [False]
+            assert not os.path.exists(name)  # the worker's /dev/shm is its own
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
 
 
 def test_the_environment_of_the_caller_is_not_readable(sandbox: LocalSandbox) -> None:

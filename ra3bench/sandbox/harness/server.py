@@ -507,8 +507,17 @@ class _Recorder:
 
 
 class _Options:
-    def __init__(self, cleanup: str, uid: int | None, gid: int | None, tmp_base: str, nproc: int | None) -> None:
+    def __init__(
+        self,
+        cleanup: str,
+        uid: int | None,
+        gid: int | None,
+        tmp_base: str,
+        nproc: int | None,
+        scratch: list[str] | None = None,
+    ) -> None:
         self.cleanup = cleanup
+        self.scratch = list(scratch or [])
         self.uid = uid
         self.gid = gid if gid is not None else uid
         self.tmp_base = tmp_base
@@ -632,6 +641,14 @@ class Server:
         for tmp in self._dirs:
             _remove_tree(tmp)
         self._dirs.clear()
+        for shared in self.opts.scratch:  # nothing a job leaves in /dev/shm reaches the next one
+            with contextlib.suppress(OSError), os.scandir(shared) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        _remove_tree(entry.path)
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
 
     def _run(self, job: dict, tmp: str, out_fd: int) -> dict:
         n = len(job["calls"])
@@ -1133,6 +1150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gid", type=int, default=None, help="run jobs as this gid (default: the uid)")
     parser.add_argument("--tmp-base", default=None, help="where job temp dirs go (default: /tmp)")
     parser.add_argument("--nproc", type=int, default=None, help="RLIMIT_NPROC of jobs (default: 64 with --uid)")
+    parser.add_argument(
+        "--scratch", action="append", default=[], help="a shared writable dir (e.g. /dev/shm) emptied after every job"
+    )
     args = parser.parse_args(argv)
     if args.uid is not None and os.geteuid() != 0 and args.uid != os.geteuid():
         parser.error("--uid needs root")
@@ -1154,7 +1174,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(CHILD_ENV)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writing past RLIMIT_FSIZE fails with EFBIG, not death
     signal.signal(signal.SIGALRM, _on_alarm)  # raises only while a job's timer is armed
-    options = _Options(args.cleanup, args.uid, args.gid, args.tmp_base or "/tmp", args.nproc)
+    options = _Options(args.cleanup, args.uid, args.gid, args.tmp_base or "/tmp", args.nproc, args.scratch)
     for name in PRELOAD:  # forked children share these: faster jobs
         __import__(name)
     _Builtins.pristine = dict(builtins.__dict__)
