@@ -312,7 +312,7 @@ class LocalSandbox(Sandbox):
             server += ["--uid", str(self._uid)]
         if not self._bwrap:
             return server
-        server += ["--scratch", "/dev/shm"]
+        server += ["--scratch", "/dev/shm", "--scratch", "/tmp"]  # private to the worker: wiped after each job
         cmd = [self._bwrap, "--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
         cmd += ["--new-session", "--dev", "/dev", "--proc", "/proc"]
         # /dev/shm for multiprocessing's semaphores: small, private to the worker, emptied after each job.
