@@ -73,12 +73,14 @@ def _interpreter_info(python: str) -> dict[str, Any]:
     if os.path.realpath(python) == os.path.realpath(sys.executable):
         paths = sysconfig.get_paths()
         return {
+            "executable": sys.executable,
             "version": sys.version.split()[0],
             "dirs": [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
             + [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths],
         }
     code = (
-        "import json, sys, sysconfig; p = sysconfig.get_paths(); print(json.dumps({'version': sys.version.split()[0],"
+        "import json, sys, sysconfig; p = sysconfig.get_paths(); print(json.dumps({'executable': sys.executable,"
+        " 'version': sys.version.split()[0],"
         " 'dirs': [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]"
         " + [p[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib') if k in p]}))"
     )
@@ -255,7 +257,7 @@ class LocalSandbox(Sandbox):
     ) -> None:
         self._n = max(1, workers or os.cpu_count() or 1)
         self._max_jobs = max(1, max_jobs_per_worker)
-        self._python = python or sys.executable
+        self._python = os.path.abspath(shutil.which(python) or python) if python else sys.executable
         self._log_path = log_path
         is_root = os.geteuid() == 0
         if uid is None and is_root:
@@ -270,6 +272,7 @@ class LocalSandbox(Sandbox):
             raise SandboxUnavailableError("bubblewrap (bwrap) is not installed or cannot create namespaces here")
         self._bwrap = bwrap if use_bwrap else None
         info = _interpreter_info(self._python)
+        self._python = info["executable"] or self._python  # the binary itself, not a wrapper such as a pyenv shim
         self._python_version = info["version"]
         if self._bwrap is None and self._uid is not None:
             dirs = [d for d in info["dirs"] if os.path.isdir(d)]
