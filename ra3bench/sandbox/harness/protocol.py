@@ -17,6 +17,7 @@ conversion past 4,300 digits; hex has no such limit), ``{"c": [re, im]}`` comple
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import struct
@@ -25,6 +26,8 @@ from typing import Any, BinaryIO
 MAX_FRAME_BYTES = 1 << 30
 MAX_DEPTH = 64
 BIG_INT_BITS = 4096  # ~1,233 decimal digits; larger ints travel as hex
+# Standard-library mappings whose content is plain data: they travel (and compare) as dicts.
+_DICT_TYPES = (dict, collections.Counter, collections.OrderedDict, collections.defaultdict)
 _HEADER = struct.Struct(">I")
 
 
@@ -111,8 +114,8 @@ def encode_value(value: Any, depth: int = 0) -> Any:
     if kind is set or kind is frozenset:
         items = [encode_value(item, depth + 1) for item in value]
         return {"s" if kind is set else "fs": items}
-    if kind is dict:
-        return {"d": [[encode_value(k, depth + 1), encode_value(v, depth + 1)] for k, v in value.items()]}
+    if kind in _DICT_TYPES:
+        return {"d": [[encode_value(k, depth + 1), encode_value(v, depth + 1)] for k, v in dict.items(value)]}
     if kind is bytes:
         return {"b": value.hex()}
     if kind is complex:
