@@ -27,6 +27,7 @@ import contextlib
 import gc
 import inspect
 import json
+import operator
 import os
 import resource
 import select
@@ -72,7 +73,8 @@ _LOAD_STATUSES = _CALL_STATUSES | {"syntax"}
 _os_write = os.write
 _perf = time.perf_counter
 _setitimer = signal.setitimer
-_signal = signal.signal
+# signal.signal is a Python wrapper that converts enums (~10 us); the C function is what we need.
+_set_handler = getattr(signal, "_signal", signal).signal
 _encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _encode_value = protocol.encode_value
 _decode_value = protocol.decode_value
@@ -144,7 +146,7 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 def _limited(fn: Any, seconds: float) -> Any:
     """Run ``fn()`` under an ITIMER_REAL of ``seconds``; raises _Timeout when it fires."""
-    _signal(signal.SIGALRM, _on_alarm)
+    _set_handler(signal.SIGALRM, _on_alarm)  # again: the program may have replaced it
     _Clock.fired = False
     _Clock.armed = True
     _setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
@@ -273,15 +275,31 @@ class _Builtins:
     """Swap the pristine builtins in while the harness works, and the program's back for the program."""
 
     pristine: ClassVar[dict] = {}  # taken once in the server, before any program ran
+    keys: ClassVar[list] = []
+    values: ClassVar[list] = []
+    # What the harness and protocol.py call after the program has run (json's encoder is C).
+    USED = (
+        "BaseException", "Exception", "MemoryError", "SyntaxError", "ValueError", "TypeError", "OSError",
+        "type", "isinstance", "len", "callable", "getattr", "repr", "object", "str", "int", "float", "list",
+        "dict", "tuple", "bytes", "memoryview", "range", "max", "min",
+    )  # fmt: skip
+
+    @classmethod
+    def snapshot(cls) -> None:
+        cls.pristine = dict(builtins.__dict__)
+        cls.keys = [k for k in cls.USED if k in cls.pristine]
+        cls.values = [cls.pristine[k] for k in cls.keys]
 
     def __init__(self) -> None:
         if not _Builtins.pristine:  # used without main(): the child has not run a program yet
-            _Builtins.pristine = dict(builtins.__dict__)
+            _Builtins.snapshot()
         self.program: dict | None = None
 
     def to_harness(self) -> None:
         current = builtins.__dict__
-        if len(current) == len(self.pristine) and all(current.get(k) is v for k, v in self.pristine.items()):
+        # Only the names the harness, protocol.py and json use are checked (a full check costs
+        # ~10 us per call); by identity, never ==, which a planted __eq__ could answer.
+        if all(map(operator.is_, map(current.get, _Builtins.keys), _Builtins.values)):
             self.program = None
             return
         self.program = dict(current)
@@ -308,14 +326,20 @@ class _Child:
         self.builtins = _Builtins()
 
     def send(self, message: dict, raw_value: str | None = None) -> None:
-        if os.getpid() != self.pid:  # a fork of the harness made by the program: say nothing
-            os._exit(0)
         text = _encoder.encode(message)
         if raw_value is not None:  # splice the already-encoded value in: no second dump of a big value
             text = text[:-1] + ',"value":' + raw_value + "}"
+        self.send_text(text)
+
+    def send_ok(self, i: int, elapsed: float, raw_value: str) -> None:
+        """The frame of a call that returned: formatted directly, the hot path of a many-call job."""
+        self.send_text(f'{{"k":"call","i":{i},"status":"ok","time_s":{elapsed!r},"error":"","value":{raw_value}}}')
+
+    def send_text(self, text: str) -> None:
+        if os.getpid() != self.pid:  # a fork of the harness made by the program: say nothing
+            os._exit(0)
         data = text.encode()
-        data = len(data).to_bytes(4, "big") + data
-        view = memoryview(data)
+        view = memoryview(len(data).to_bytes(4, "big") + data)
         while view:
             view = view[_os_write(self.wfd, view) :]
 
@@ -423,7 +447,10 @@ class _Child:
                 raw, error = (text, "") if status == "ok" else (None, text or "")
             value = None
             output.flush()
-            self.send({"k": "call", "i": i, "status": status, "time_s": elapsed, "error": error}, raw)
+            if status == "ok":
+                self.send_ok(i, elapsed, raw)  # type: ignore[arg-type]
+            else:
+                self.send({"k": "call", "i": i, "status": status, "time_s": elapsed, "error": error})
             if status != "ok":
                 all_ok = False
                 if fail_fast:
@@ -1007,8 +1034,9 @@ def _item_budget(items: list, done: int, job: dict) -> float:
 def _drain(fd: int, buf: bytearray, limit: int) -> tuple[bool, bool]:
     """Read what is available, up to ``limit`` buffered bytes; return (end of stream, stopped at the limit)."""
     while len(buf) < limit:
+        want = min(1 << 20, limit - len(buf))
         try:
-            data = os.read(fd, min(1 << 20, limit - len(buf)))
+            data = os.read(fd, want)
         except BlockingIOError:
             return False, False
         except InterruptedError:
@@ -1016,6 +1044,8 @@ def _drain(fd: int, buf: bytearray, limit: int) -> tuple[bool, bool]:
         if not data:
             return True, False
         buf += data
+        if len(data) < want:  # the pipe is empty for now: poll() says when there is more
+            return False, False
     return False, True
 
 
@@ -1031,6 +1061,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name} in a frame")
 
 
+_FRAME_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _next_frame(buf: bytearray, max_frame: int) -> dict | None:
     if len(buf) < 4:
         return None
@@ -1041,7 +1074,7 @@ def _next_frame(buf: bytearray, max_frame: int) -> dict | None:
         return None
     body = bytes(buf[4 : 4 + size])
     del buf[: 4 + size]
-    message = json.loads(body, parse_constant=_reject_constant)
+    message = _FRAME_DECODER.decode(body.decode("utf-8"))
     if type(message) is not dict:
         raise ValueError("frame is not an object")
     return message
@@ -1177,7 +1210,7 @@ def main(argv: list[str] | None = None) -> int:
     options = _Options(args.cleanup, args.uid, args.gid, args.tmp_base or "/tmp", args.nproc, args.scratch)
     for name in PRELOAD:  # forked children share these: faster jobs
         __import__(name)
-    _Builtins.pristine = dict(builtins.__dict__)
+    _Builtins.snapshot()
     gc.collect()
     gc.freeze()
     server = Server(options)
