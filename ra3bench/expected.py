@@ -53,6 +53,7 @@ class Expectations:
     path: Path | None
     sha256: str
     tasks: dict[str, dict[str, GroupExpectation]] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # task id -> problem_fingerprint
 
     def get(self, task_id: str, group: str) -> GroupExpectation:
         return self.tasks[task_id][group]
@@ -61,6 +62,20 @@ class Expectations:
 def expectations_key(suite: Suite) -> str:
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
     return f"{suite.name}-{suite.version}-{suite.data_sha256[:16]}-h{HARNESS_VERSION}-{py}"
+
+
+def problem_fingerprint(problem: Problem) -> str:
+    """What the expected outputs depend on: reference, entry point, every group's inputs and test program.
+
+    The data file's sha256 alone is not enough: how ra3bench reads it (say, which
+    arguments become tuples) changes the inputs, and must invalidate cached outputs.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps([problem.reference, problem.entry_point]).encode())
+    for group in problem.groups.values():
+        inputs = [encode_value(list(args)) for args in group.inputs]
+        digest.update(json.dumps([group.name, group.comparison.value, group.check, inputs]).encode())
+    return digest.hexdigest()
 
 
 def load_or_compute(
@@ -74,18 +89,21 @@ def load_or_compute(
     key = expectations_key(suite)
     path = cache_root() / "expected" / f"{key}.json.gz"
     tasks: dict[str, dict[str, GroupExpectation]] = {}
+    fingerprints: dict[str, str] = {}
     if path.exists():
         try:
-            tasks = _decode_cache(json.loads(gzip.decompress(path.read_bytes())))
+            tasks, fingerprints = _decode_cache(json.loads(gzip.decompress(path.read_bytes())))
         except (OSError, ValueError, KeyError, TypeError):
-            tasks = {}  # a damaged cache is recomputed, never trusted
+            tasks, fingerprints = {}, {}  # a damaged cache is recomputed, never trusted
     wanted = problems if problems is not None else suite.problems()
-    missing = [p for p in wanted if p.task_id not in tasks]
+    current = {p.task_id: problem_fingerprint(p) for p in wanted}
+    missing = [p for p in wanted if p.task_id not in tasks or fingerprints.get(p.task_id) != current[p.task_id]]
     if missing:
         tasks.update(compute(missing, sandbox, limits=limits))
-        _write_cache(path, tasks)
+        fingerprints.update({p.task_id: current[p.task_id] for p in missing})
+        _write_cache(path, tasks, fingerprints)
     sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
-    return Expectations(key=key, path=path, sha256=sha, tasks=tasks)
+    return Expectations(key=key, path=path, sha256=sha, tasks=tasks, fingerprints=fingerprints)
 
 
 def compute(problems: list[Problem], sandbox: Sandbox, *, limits: Limits | None = None) -> dict:
@@ -160,10 +178,11 @@ def _expectation_from(problem: Problem, group_name: str, job: Job, result) -> Gr
     )
 
 
-def _encode_cache(tasks: dict[str, dict[str, GroupExpectation]]) -> dict:
+def _encode_cache(tasks: dict[str, dict[str, GroupExpectation]], fingerprints: dict[str, str]) -> dict:
     return {
         "python": platform.python_version(),
         "harness": HARNESS_VERSION,
+        "fingerprints": fingerprints,
         "tasks": {
             task: {
                 name: {
@@ -184,9 +203,9 @@ def _decode_cache(data: dict) -> dict[str, dict[str, GroupExpectation]]:
     return {task: {name: GroupExpectation(**g) for name, g in groups.items()} for task, groups in data["tasks"].items()}
 
 
-def _write_cache(path: Path, tasks: dict[str, dict[str, GroupExpectation]]) -> None:
+def _write_cache(path: Path, tasks: dict[str, dict[str, GroupExpectation]], fingerprints: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    payload = json.dumps(_encode_cache(tasks), separators=(",", ":"), sort_keys=True).encode()
+    payload = json.dumps(_encode_cache(tasks, fingerprints), separators=(",", ":"), sort_keys=True).encode()
     tmp.write_bytes(gzip.compress(payload, mtime=0))
     os.replace(tmp, path)

@@ -82,6 +82,7 @@ class Evaluator:
             program=program,
             settings=self.settings.describe(),
             expectations=self.expectations.key,
+            problem=self.expectations.fingerprints.get(problem.task_id, ""),
         )
 
     def evaluate(self, problem: Problem, sample: Sample) -> Verdict:

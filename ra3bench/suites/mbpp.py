@@ -10,6 +10,7 @@ from ra3bench.suites import SUITES
 from ra3bench.suites.base import Comparison, DataFile, Problem, Suite, TestGroup
 from ra3bench.suites.data import read_jsonl
 from ra3bench.suites.humaneval import evalplus_instruction, sample_program
+from ra3bench.suites.mbpp_inputs import restore_inputs
 
 # The standard MBPP test split (README of google-research/mbpp): task ids 11..510.
 MBPP_TEST_IDS = range(11, 511)
@@ -149,8 +150,12 @@ class MbppPlusSuite(Suite):
                     entry_point=entry_point,
                     reference=row["canonical_solution"],
                     groups={
-                        "base": TestGroup(name="base", comparison=Comparison.VALUES, inputs=row["base_input"]),
-                        "plus": TestGroup(name="plus", comparison=Comparison.VALUES, inputs=row["plus_input"]),
+                        name: TestGroup(
+                            name=name,
+                            comparison=Comparison.VALUES,
+                            inputs=restore_inputs(row["task_id"], row[f"{name}_input"]),
+                        )
+                        for name in self.group_names
                     },
                     atol=float(row.get("atol") or 0.0),
                     oracle=MBPP_PLUS_ORACLES.get(entry_point),
