@@ -67,7 +67,12 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path):
     one_clear_line(ra3bench("run", "--suite", "humaneval++", "--model", "reference"), "did you mean")
     one_clear_line(ra3bench("run", "--suite", "mbpp+", "--suite-version", "v9", "--model", "reference"), "v9")
     missing = ra3bench(
-        "run", "--suite", "mbpp+", "--model", "reference", env={"RA3BENCH_DATA_DIR": str(tmp_path), "RA3BENCH_OFFLINE": "1"}
+        "run",
+        "--suite",
+        "mbpp+",
+        "--model",
+        "reference",
+        env={"RA3BENCH_DATA_DIR": str(tmp_path), "RA3BENCH_OFFLINE": "1"},
     )
     one_clear_line(missing, "--data-dir", "RA3BENCH_DATA_DIR")
     one_clear_line(ra3bench("evaluate", "--suite", "humaneval+", "--samples", str(tmp_path / "nope.jsonl")), "nope")
@@ -84,13 +89,21 @@ def test_a_failed_command_does_not_touch_an_existing_run(tmp_path):
 
 
 def test_partial_samples_file_is_scored_as_it_is(tmp_path):
-    rows = [json.loads(line) for line in gzip.open(LLAMA_SAMPLES)][:5]
+    rows = [json.loads(line) for line in gzip.decompress(LLAMA_SAMPLES.read_bytes()).splitlines()][:5]
     rows.append({**rows[0]})  # a second sample for the first task
     path = tmp_path / "partial.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     out = tmp_path / "run"
     ra3bench(
-        "evaluate", "--suite", "humaneval+", "--suite-version", "v0.1.9", "--samples", str(path), "--out", str(out),
+        "evaluate",
+        "--suite",
+        "humaneval+",
+        "--suite-version",
+        "v0.1.9",
+        "--samples",
+        str(path),
+        "--out",
+        str(out),
         check=True,
     )
     summary = json.loads((out / "summary.json").read_text())
