@@ -42,11 +42,16 @@ def handle(args: argparse.Namespace) -> int:
             default = " (default)" if version == cls.default_version else ""
             try:
                 problems = suite.problems()
-                tests = sum(len(g.inputs) for p in problems for g in p.groups.values())
-                test_text = str(tests) if tests else "assertions"
+                test_text = " + ".join(_group_tests(problems, group) for group in cls.group_names)
                 rows.append([name, version + default, len(problems), test_text, "/".join(cls.group_names), "yes"])
             except Ra3benchError as exc:
                 reason = type(exc).__name__.replace("Error", "")
                 rows.append([name, version + default, "?", "?", "/".join(cls.group_names), f"no ({reason})"])
     print(tabulate(rows, headers=["suite", "version", "problems", "tests", "groups", "data found"], tablefmt="github"))
     return 0
+
+
+def _group_tests(problems: list, group: str) -> str:
+    """Inputs of one group, or the kind of test program where the data has no inputs."""
+    count = sum(len(p.groups[group].inputs) for p in problems)
+    return f"{count} {group}" if count else f"{len(problems)} {group} test programs"

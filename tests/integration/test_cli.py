@@ -48,7 +48,7 @@ def test_suites_lists_all_four_with_their_data(tmp_path):
     out = ra3bench("suites", check=True).stdout
     for name in ("humaneval ", "humaneval+", "mbpp ", "mbpp+", "v0.1.10 (default)", "v0.1.9", "v0.2.0"):
         assert name in out
-    assert "122683" in out and "39841" in out
+    assert "1570 base + 122683 plus" in out and "1174 base + 39841 plus" in out
 
 
 def test_help_of_every_command_ends_with_examples():
