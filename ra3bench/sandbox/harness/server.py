@@ -29,6 +29,7 @@ import inspect
 import json
 import operator
 import os
+import random
 import resource
 import select
 import shutil
@@ -77,6 +78,7 @@ _setitimer = signal.setitimer
 _set_handler = getattr(signal, "_signal", signal).signal
 _encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _encode_value = protocol.encode_value
+_random_seed = random.seed
 _decode_value = protocol.decode_value
 
 
@@ -408,19 +410,18 @@ class _Child:
             return
         self.send({"k": "load", "status": "ok", "time_s": elapsed, "error": ""})
         if job.get("seed") is not None:
-            import random
-
-            random.seed(job["seed"])
+            _random_seed(job["seed"])  # the module the program imported, seeded through our own reference
 
         # 2. calls
         entry = job.get("entry_point")
         calls = job.get("calls") or []
         times = job["time_limits_s"]
         fail_fast = bool(job.get("fail_fast", True))
-        fn = g.get(entry) if isinstance(entry, str) else None
         all_ok = True
+        fn = None
         for i in range(self.start, len(calls)):
             limit = float(times[i])
+            fn = g.get(entry) if isinstance(entry, str) else None  # looked up per call, as a test would
             if not callable(fn):
                 all_ok = False
                 missing = f"entry point {entry} not defined"
@@ -457,6 +458,7 @@ class _Child:
                     return
 
         # 3. script
+        fn = g.get(entry) if isinstance(entry, str) else None
         script = job.get("script")
         if script is None or (fail_fast and not all_ok):
             return
