@@ -28,7 +28,7 @@ from ra3bench.sandbox.base import CallStatus, Job, Limits, Sandbox
 from ra3bench.sandbox.harness.protocol import encode_value
 from ra3bench.suites.base import Comparison, Problem, Suite
 
-HARNESS_VERSION = "3"  # bump when the harness or encoding changes what a run returns
+HARNESS_VERSION = "4"  # bump when the harness or encoding changes what a run returns
 REFERENCE_CALL_LIMIT_S = 60.0  # generous: the reference is trusted, we only guard against a hang
 
 

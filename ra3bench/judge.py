@@ -126,10 +126,12 @@ def replay_check(problem: Problem, group: str, expected: GroupExpectation, calls
         state = random.getstate()
         try:
             namespace: dict[str, Any] = {"__name__": "__ra3bench_replay__"}
-            exec(compile(problem.reference, "<reference>", "exec"), namespace)  # data-set code, verified by hash
+            exec(
+                compile(problem.reference, "<reference>", "exec", dont_inherit=True), namespace
+            )  # data-set code, verified by hash
             random.seed(0)
             namespace[problem.entry_point] = candidate
-            exec(compile(check, "<test>", "exec"), namespace)
+            exec(compile(check, "<test>", "exec", dont_inherit=True), namespace)
         except AssertionError as exc:
             return False, f"assertion failed{': ' + str(exc)[:300] if str(exc) else ''}"
         except _NotRecorded as exc:

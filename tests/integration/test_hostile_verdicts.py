@@ -23,9 +23,7 @@ from ra3bench.suites import get_suite
 SECRET = f"s3cr3t-{uuid.uuid4().hex}"
 PWNED = f"/tmp/ra3bench-pwned-{uuid.uuid4().hex}"
 SIGNATURE = "def has_close_elements(numbers, threshold):\n"
-CORRECT_BODY = (
-    "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
-)
+CORRECT_BODY = "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +126,11 @@ def test_reading_the_data_set_or_expected_outputs_to_cheat_fails(judge):
     assert verdict.status is Status.ERROR, verdict.groups["base"].detail
     peek = f"data = open({str(expectations.path)!r}, 'rb').read()\n" + SIGNATURE + "    return data\n"
     assert run(peek).status is Status.ERROR
+
+
+def test_programs_compile_as_plain_python_without_the_harness_future_flags(judge):
+    """`List` used in annotations but never imported fails at definition time, as in CPython."""
+    run, _, _ = judge
+    verdict = run("def has_close_elements(numbers: List[float], threshold: float) -> bool:\n" + CORRECT_BODY)
+    assert verdict.status is Status.ERROR
+    assert "NameError" in verdict.groups["base"].detail

@@ -393,7 +393,7 @@ class _Child:
         load_time = float(limits["load_time_s"])
         t0 = _perf()
         try:
-            code = _limited(lambda: compile(program, "<program>", "exec"), load_time)
+            code = _limited(lambda: compile(program, "<program>", "exec", dont_inherit=True), load_time)
         except (SyntaxError, ValueError) as exc:
             self.send({"k": "load", "status": "syntax", "time_s": _perf() - t0, "error": _describe(exc)})
             return
@@ -467,7 +467,9 @@ class _Child:
             g[entry] = recorder.wrapper()
         script_time = float(job.get("script_time_s", 60.0))
         t0 = _perf()
-        _, exc, elapsed = self.run_program_step(lambda: exec(compile(script, "<script>", "exec"), g), script_time)
+        _, exc, elapsed = self.run_program_step(
+            lambda: exec(compile(script, "<script>", "exec", dont_inherit=True), g), script_time
+        )
         output.flush()
         status, error = _classify(exc) if exc is not None else ("ok", "")
         if recorder is not None and recorder.overflow and status == "ok":
