@@ -11,10 +11,34 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
+from pathlib import Path
 
 from ra3bench.sandbox.base import CallStatus, Job
 from ra3bench.sandbox.local import LocalSandbox
+
+
+def _tree_cpu_s(roots: list[int]) -> float:
+    """CPU seconds of these processes, their descendants, and the children they reaped (jobs)."""
+    table: dict[int, tuple[int, float]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = Path(f"/proc/{name}/stat").read_bytes().rpartition(b")")[2].split()
+            except OSError:
+                continue
+            ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            table[int(name)] = (int(fields[1]), ticks / os.sysconf("SC_CLK_TCK"))
+    total, todo, seen = 0.0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in table:
+            continue
+        seen.add(pid)
+        total += table[pid][1]
+        todo.extend(p for p, (ppid, _) in table.items() if ppid == pid)
+    return total
 
 
 def main() -> None:
@@ -26,7 +50,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1, help="calls per job")
     args = parser.parse_args()
 
-    sandbox = LocalSandbox(workers=args.workers, use_bwrap=False if args.no_bwrap else None, python=args.python)
+    sandbox = LocalSandbox(
+        workers=args.workers,
+        use_bwrap=False if args.no_bwrap else None,
+        python=args.python,
+        max_jobs_per_worker=1 << 30,  # no replacement mid-run: its CPU would escape the count
+    )
     job = Job(
         program="def f(x):\n    return x + 1\n",
         entry_point="f",
@@ -36,6 +65,8 @@ def main() -> None:
     try:
         for _ in sandbox.run_many([job] * (4 * sandbox.workers)):  # start and warm every worker
             pass
+        workers_before = _tree_cpu_s(sandbox.worker_pids())
+        host_before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
         bad = sum(
             1
@@ -43,13 +74,22 @@ def main() -> None:
             if any(c.status is not CallStatus.OK for c in result.calls) or result.sandbox_error
         )
         elapsed = time.perf_counter() - start
+        host_after = resource.getrusage(resource.RUSAGE_SELF)
+        workers_cpu = _tree_cpu_s(sandbox.worker_pids()) - workers_before
     finally:
         sandbox.close()
+    host_cpu = host_after.ru_utime + host_after.ru_stime - host_before.ru_utime - host_before.ru_stime
     info = sandbox.describe()
     print(
         f"{args.jobs / elapsed:.0f} jobs/s ({args.jobs} jobs x {args.calls} call(s), {elapsed:.2f} s, "
         f"{info['workers']} workers on {os.cpu_count()} cores, bwrap={info['bwrap']}, uid={info['uid']}, "
         f"python {info['python']}); failed: {bad}"
+    )
+    per_job = (host_cpu + workers_cpu) / args.jobs
+    print(
+        f"CPU per job: {1000 * per_job:.2f} ms (host {1000 * host_cpu / args.jobs:.2f}, "
+        f"workers and jobs {1000 * workers_cpu / args.jobs:.2f}): CPU-bound at ~{(os.cpu_count() or 1) / per_job:.0f} "
+        "jobs/s on this machine when nothing else runs"
     )
 
 
