@@ -170,6 +170,21 @@ def test_typing_and_numpy_style_imports_work(sandbox: LocalSandbox) -> None:
     assert values(result) == [(5 / 3, [(2, 2)])]
 
 
+def test_program_semantics_are_plain_python(sandbox: LocalSandbox) -> None:
+    """No __future__ flags leak from the harness; __name__ is __main__; the entry point is looked up per call."""
+    program = (
+        "import sys\n"
+        "def f(x: int) -> int:\n"
+        "    global f\n"
+        "    f = lambda x: 'rebound'\n"
+        "    return (__name__, repr(sys.modules['__main__'].__dict__.get('f') is not None), "
+        "str(g.__annotations__['x']), sys.argv)\n"
+        "def g(x: int):\n    pass\n"
+    )
+    result = sandbox.run(job(program, [[1], [2]]))
+    assert values(result) == [("__main__", "True", "<class 'int'>", [""]), "rebound"]
+
+
 def test_syntax_error_is_a_load_syntax_status(sandbox: LocalSandbox) -> None:
     result = sandbox.run(job("def f(x)\n    return x\n", [[1]]))
     assert result.load.status is CallStatus.SYNTAX
