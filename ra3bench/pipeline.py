@@ -157,7 +157,8 @@ def run_pipeline(
 ) -> dict:
     """Judge every sample not judged yet in ``folder``; write verdicts and the summary."""
     by_id = {p.task_id: p for p in problems}
-    done = {(v["task_id"], v["sample_index"]) for v in folder.verdicts()}
+    # sandbox_error is an infrastructure fault: such samples run again when the run resumes
+    done = {(v["task_id"], v["sample_index"]) for v in folder.verdicts() if v["status"] != Status.SANDBOX_ERROR.value}
     written = {(s["task_id"], s["sample_index"]) for s in folder.samples()}
     sample_writer = folder.writer(SAMPLES)
     verdict_writer = folder.writer(VERDICTS)
@@ -180,6 +181,7 @@ def run_pipeline(
     workers = max(1, evaluator.sandbox.workers)
     with progress_bar(f"judging {suite.name}", total=len(pending)) as advance, ThreadPoolExecutor(workers) as pool:
         in_flight: dict[Future, tuple[Sample, str]] = {}
+        waiting: dict[str, list[Sample]] = {}  # duplicates of a program that is running now
         queue = iter(pending)
         seen_keys: dict[str, dict] = {}
 
@@ -190,12 +192,16 @@ def run_pipeline(
                     return
                 problem = by_id[sample.task_id]
                 key = evaluator.cache_key(problem, sample.program)
+                if key in waiting:
+                    waiting[key].append(sample)
+                    continue
                 cached = seen_keys.get(key) or cache.get(key)
                 if cached is not None:
                     record(sample, cached)
                     counters["from_verdict_cache"] += 1
                     advance()
                     continue
+                waiting[key] = []
                 in_flight[pool.submit(evaluator.evaluate, problem, sample)] = (sample, key)
 
         submit_more()
@@ -206,10 +212,14 @@ def run_pipeline(
                 verdict_json = future.result().to_json()
                 record(sample, verdict_json)
                 counters["executed"] += 1
+                advance()
                 if verdict_json["status"] != Status.SANDBOX_ERROR.value:
                     cache.put(key, verdict_json)
                     seen_keys[key] = verdict_json
-                advance()
+                for duplicate in waiting.pop(key):
+                    record(duplicate, verdict_json)
+                    counters["from_verdict_cache"] += 1
+                    advance()
             submit_more()
     verdict_writer.close()
     summary = summarize(suite, problems, folder.verdicts(), ks)

@@ -1,6 +1,8 @@
 """The ``local`` sandbox: the harness (``harness/server.py``) as long-lived host processes.
 
-Each worker is one ``python3 -I server.py`` started with an almost empty environment; it
+Each worker is one ``python3 -s server.py`` started with an almost empty environment
+(``PYTHONHASHSEED=0``, so set iteration order, and with it every verdict, is the same in
+every worker and every run; ``-I`` would ignore that variable); it
 forks a fresh child per job (fresh temp dir, rlimits, uid 65534 when we are root). Where
 bubblewrap works, the server runs inside it: no network, a read-only view of only the
 system directories and the interpreter (data sets, caches, ``/root``, ``/home`` and the
@@ -310,7 +312,7 @@ class LocalSandbox(Sandbox):
     # ---- configuration
 
     def _command(self, python_dirs: list[str], tmp_size_mb: int) -> list[str]:
-        server = [self._python, "-I", str(SERVER_PATH), "--cleanup", self._cleanup]
+        server = [self._python, "-s", str(SERVER_PATH), "--cleanup", self._cleanup]
         if self._uid is not None:
             server += ["--uid", str(self._uid)]
         if not self._bwrap:
@@ -409,7 +411,7 @@ class LocalSandbox(Sandbox):
             self._slots.put(worker)
 
     def _start(self) -> _Worker:
-        env = {"PATH": os.environ.get("PATH") or os.defpath, "LANG": "C.UTF-8"}
+        env = {"PATH": os.environ.get("PATH") or os.defpath, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
         log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             proc = self._spawner.submit(
