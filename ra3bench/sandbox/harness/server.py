@@ -84,7 +84,7 @@ _decode_value = protocol.decode_value
 
 def encode_budget_s(limit: float) -> float:
     """Time allowed to encode a call's return value, on top of the call's own limit."""
-    return max(1.0, limit)
+    return max(2.0, 2 * limit)
 
 
 def job_budget_s(job: dict) -> float:
@@ -367,7 +367,7 @@ class _Child:
         try:
             text = _limited(lambda: _encoder.encode(_encode_value(value)), budget)
         except _Timeout:
-            return "error", f"return value could not be encoded within {budget:g} s"
+            return "timeout", f"return value could not be encoded within {budget:g} s"
         except MemoryError:
             return "memory", "MemoryError while encoding the return value"
         except BaseException as exc:  # hostile __repr__/__getattr__
