@@ -25,10 +25,10 @@ from typing import Any
 from ra3bench.paths import cache_root
 from ra3bench.progress import progress_bar
 from ra3bench.sandbox.base import CallStatus, Job, Limits, Sandbox
-from ra3bench.sandbox.harness.protocol import encode_value
+from ra3bench.sandbox.harness.protocol import VALUE_ENCODER, encode_value, value_digest
 from ra3bench.suites.base import Comparison, Problem, Suite
 
-HARNESS_VERSION = "4"  # bump when the harness or encoding changes what a run returns
+HARNESS_VERSION = "5"  # bump when the harness or encoding changes what a run returns
 REFERENCE_CALL_LIMIT_S = 60.0  # generous: the reference is trusted, we only guard against a hang
 
 
@@ -41,10 +41,43 @@ class GroupExpectation:
     times_s: list[float]
     statuses: list[str]  # "ok" unless the reference itself failed on that test
     problem_note: str = ""  # why this group cannot be passed, if it cannot
+    _calls_json: str | None = field(default=None, init=False, repr=False, compare=False)
+    _digests: dict[int, dict[int, str]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def usable(self) -> bool:
         return not self.problem_note
+
+    def calls_json(self) -> str:
+        """The arguments serialized once, for every sample of the task."""
+        if self._calls_json is None:
+            self._calls_json = json.dumps(self.args, separators=(",", ":"), allow_nan=False)
+        return self._calls_json
+
+    def digests(self, min_bytes: int) -> dict[int, str]:
+        """sha256 of each large expected value that only equality can match (text, or lists of text).
+
+        Numbers are left out on purpose: Python's ``1 == 1.0`` and float tolerances need the value.
+        """
+        if min_bytes not in self._digests:
+            found = {}
+            for i, out in enumerate(self.outputs):
+                if _text_only(out):
+                    text = VALUE_ENCODER.encode(out)
+                    if len(text) > min_bytes:
+                        found[i] = value_digest(text)["h"]
+            self._digests[min_bytes] = found
+        return self._digests[min_bytes]
+
+
+def _text_only(encoded: Any) -> bool:
+    if isinstance(encoded, str):
+        return True
+    if isinstance(encoded, list):
+        return all(_text_only(x) for x in encoded)
+    if isinstance(encoded, dict) and list(encoded) == ["t"]:
+        return all(_text_only(x) for x in encoded["t"])
+    return False
 
 
 @dataclass

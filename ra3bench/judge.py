@@ -48,17 +48,26 @@ def group_job(
     *,
     fail_fast: bool = True,
 ) -> Job:
+    exact = problem.groups[group].comparison is Comparison.VALUES and problem.oracle is None and problem.atol == 0
     return Job(
         program=program,
         entry_point=problem.entry_point,
-        calls=list(expected.args),
+        calls=expected.args,
+        calls_json=expected.calls_json(),
         time_limits_s=[policy.limit(t) for t in expected.times_s],
         fail_fast=fail_fast,
         limits=limits,
+        digest_calls=sorted(expected.digests(limits.digest_min_bytes)) if exact else [],
     )
 
 
-def judge_group(problem: Problem, group: str, expected: GroupExpectation, result: JobResult) -> GroupVerdict:
+def judge_group(
+    problem: Problem,
+    group: str,
+    expected: GroupExpectation,
+    result: JobResult,
+    digest_min_bytes: int = Limits.digest_min_bytes,
+) -> GroupVerdict:
     n = len(expected.args)
     wall = result.wall_s
     if result.sandbox_error:
@@ -75,7 +84,10 @@ def judge_group(problem: Problem, group: str, expected: GroupExpectation, result
             return GroupVerdict(Status.ERROR, n, i, i, "no result for this test", wall)
         if call.status is not CallStatus.OK:
             return GroupVerdict(Status.from_call(call.status), n, i, i, call.error[:500], wall)
-        if comparison is Comparison.VALUES:
+        if comparison is Comparison.VALUES and _is_digest(call.value):
+            if expected.digests(digest_min_bytes).get(i) != call.value["h"]:
+                return GroupVerdict(Status.FAIL, n, i, i, "large return value differs from the expected one", wall)
+        elif comparison is Comparison.VALUES:
             out = decode_value(call.value)
             exp = decode_value(expected.outputs[i])
             args = decode_value(expected.args[i])
@@ -87,6 +99,10 @@ def judge_group(problem: Problem, group: str, expected: GroupExpectation, result
         if not ok:
             return GroupVerdict(Status.FAIL, n, 0, None, detail, wall)
     return GroupVerdict(Status.PASS, n, n, None, "", wall)
+
+
+def _is_digest(value: Any) -> bool:
+    return isinstance(value, dict) and list(value) == ["h"]
 
 
 def canonical_key(encoded: Any) -> str:

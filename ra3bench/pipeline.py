@@ -131,7 +131,7 @@ class Evaluator:
     def _attempt(self, problem, name, expected, job) -> tuple[GroupVerdict, str]:
         for _ in range(self.settings.sandbox_retries + 1):
             result = self.sandbox.run(job)
-            verdict = judge_group(problem, name, expected, result)
+            verdict = judge_group(problem, name, expected, result, self.settings.limits.digest_min_bytes)
             if verdict.status is not Status.SANDBOX_ERROR:
                 break
         return verdict, result.output

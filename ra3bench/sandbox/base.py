@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import abc
 import enum
+import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -49,6 +50,7 @@ class Limits:
     value_bytes: int = 16 << 20  # largest encoded return value sent back
     load_time_s: float = 10.0  # wall limit for running the program's top level
     cpu_slack: float = 2.0  # RLIMIT_CPU = cpu_slack * (load + sum of call limits) + 1
+    digest_min_bytes: int = 1 << 16  # values of `digest_calls` larger than this come back as a sha256
 
 
 @dataclass
@@ -71,9 +73,25 @@ class Job:
     seed: int | None = 0  # random.seed() before the calls/script, so recordings replay
     fail_fast: bool = True
     limits: Limits = field(default_factory=Limits)
+    # Calls whose value is compared by plain equality: when large, only its sha256 travels back.
+    digest_calls: list[int] = field(default_factory=list)
+    # `calls` already serialized (the same for every sample of a task): spliced in, not re-encoded.
+    calls_json: str | None = field(default=None, repr=False, compare=False)
 
     def to_wire(self) -> dict:
-        return asdict(self)
+        wire = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "calls_json"}
+        wire["limits"] = asdict(self.limits)
+        return wire
+
+    def to_wire_json(self) -> bytes:
+        """The framed body; pre-serialized calls are spliced in rather than encoded again."""
+        if self.calls_json is None:
+            return json.dumps(self.to_wire(), separators=(",", ":"), allow_nan=False).encode()
+        wire = self.to_wire()
+        wire["calls"] = 0  # placeholder, replaced below
+        text = json.dumps(wire, separators=(",", ":"), allow_nan=False)
+        head, tail = text.split('"calls":0', 1)
+        return (head + '"calls":' + self.calls_json + tail).encode()
 
 
 @dataclass

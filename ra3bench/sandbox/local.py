@@ -377,10 +377,9 @@ class LocalSandbox(Sandbox):
             raise RuntimeError("the sandbox is closed")
         if len(job.time_limits_s) != len(job.calls):
             raise ValueError(f"job has {len(job.calls)} calls but {len(job.time_limits_s)} time limits")
-        wire = job.to_wire()
-        body = json.dumps(wire, separators=(",", ":"), allow_nan=False).encode()
+        body = job.to_wire_json()
         payload = len(body).to_bytes(4, "big") + body
-        budget = harness.job_budget_s(wire) + HOST_GRACE_S
+        budget = harness.job_budget_s(job.to_wire()) + HOST_GRACE_S
         worker = self._slots.get()
         try:
             if self._closed:

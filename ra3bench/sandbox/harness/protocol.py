@@ -18,6 +18,7 @@ conversion past 4,300 digits; hex has no such limit), ``{"c": [re, im]}`` comple
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import math
 import struct
@@ -29,6 +30,14 @@ BIG_INT_BITS = 4096  # ~1,233 decimal digits; larger ints travel as hex
 # Standard-library mappings whose content is plain data: they travel (and compare) as dicts.
 _DICT_TYPES = (dict, collections.Counter, collections.OrderedDict, collections.defaultdict)
 _HEADER = struct.Struct(">I")
+
+
+VALUE_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def value_digest(text: str) -> dict:
+    """What travels instead of a large encoded value whose comparison is plain equality."""
+    return {"h": hashlib.sha256(text.encode()).hexdigest()}
 
 
 class ProtocolError(Exception):
