@@ -1,0 +1,94 @@
+"""Expected outputs are computed once per problem content, then read from the cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from ra3bench.expected import load_or_compute
+from ra3bench.sandbox.base import CallResult, CallStatus, Job, JobResult, Sandbox
+from ra3bench.sandbox.harness.protocol import encode_value
+from ra3bench.suites.base import Comparison, Problem, Suite, TestGroup
+
+
+class CountingSandbox(Sandbox):
+    """Runs `x + 1` for each call, without a process: this test is about the cache, not execution."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.jobs = 0
+
+    @property
+    def workers(self) -> int:
+        return 1
+
+    def run(self, job: Job) -> JobResult:
+        self.jobs += 1
+        calls = [CallResult(CallStatus.OK, encode_value(args[0] + 1), 0.001) for args in job.calls]
+        return JobResult(load=CallResult(CallStatus.OK), calls=calls)
+
+
+class TinySuite(Suite):
+    name = "tiny"
+    description = "two problems"
+    versions = {}  # noqa: RUF012
+    default_version = "1"
+    group_names = ("base",)
+
+    def __init__(self, inputs: list) -> None:
+        self.version = "1"
+        self._inputs = inputs
+
+    @property
+    def data_sha256(self) -> str:
+        return "0" * 64
+
+    def problems(self) -> list[Problem]:
+        return [
+            Problem(
+                f"t/{i}",
+                "",
+                "",
+                "f",
+                "def f(x):\n    return x + 1\n",
+                {"base": TestGroup("base", Comparison.VALUES, [[x]])},
+            )
+            for i, x in enumerate(self._inputs)
+        ]
+
+    def parse(self, path):  # pragma: no cover - not file based
+        raise NotImplementedError
+
+    def program_from_sample(self, problem, sample):  # pragma: no cover
+        raise NotImplementedError
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RA3BENCH_CACHE_DIR", str(tmp_path))
+
+
+def test_second_load_runs_nothing_and_gives_the_same_outputs():
+    sandbox = CountingSandbox()
+    first = load_or_compute(TinySuite([1, 2]), sandbox)
+    assert sandbox.jobs == 2
+    second = load_or_compute(TinySuite([1, 2]), sandbox)
+    assert sandbox.jobs == 2
+    assert second.get("t/1", "base").outputs == first.get("t/1", "base").outputs == [3]
+    assert second.sha256 == first.sha256
+
+
+def test_a_changed_problem_is_recomputed_alone():
+    sandbox = CountingSandbox()
+    load_or_compute(TinySuite([1, 2]), sandbox)
+    changed = load_or_compute(TinySuite([1, 5]), sandbox)
+    assert sandbox.jobs == 3
+    assert changed.get("t/1", "base").outputs == [6]
+
+
+def test_a_damaged_cache_is_recomputed(tmp_path):
+    sandbox = CountingSandbox()
+    first = load_or_compute(TinySuite([1]), sandbox)
+    first.path.write_bytes(b"garbage")
+    load_or_compute(TinySuite([1]), sandbox)
+    assert sandbox.jobs == 2
