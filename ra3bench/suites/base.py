@@ -30,6 +30,8 @@ class TestGroup:
     code with the candidate's serialized return values looked up by arguments.
     """
 
+    __test__ = False  # not a pytest test class, despite the name
+
     name: str
     comparison: Comparison = Comparison.VALUES
     inputs: list[list[Any]] = field(default_factory=list)  # positional args per test
