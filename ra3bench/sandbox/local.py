@@ -8,38 +8,31 @@ bubblewrap works, the server runs inside it: no network, a read-only view of onl
 system directories and the interpreter (data sets, caches, ``/root``, ``/home`` and the
 host's ``/tmp`` are not there), and private PID/IPC/UTS namespaces, so cleanup can kill
 every other process it sees. Without bubblewrap the isolation is rlimits plus the uid:
-weaker, and ``isolation`` says so. See docs/sandbox.md.
+weaker, and ``isolation`` says so. The pool itself (queue, deadlines, replacement) is
+``pool.py``, shared with the docker sandbox. See docs/sandbox.md.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import queue
-import select
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
 import threading
-import time
-import weakref
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ra3bench.errors import SandboxUnavailableError
-from ra3bench.sandbox.base import Job, JobResult, Sandbox
-from ra3bench.sandbox.harness import protocol
 from ra3bench.sandbox.harness import server as harness
+from ra3bench.sandbox.pool import HOST_GRACE_S, START_GRACE_S, Launch, PooledSandbox
+
+__all__ = ["HOST_GRACE_S", "NOBODY", "SERVER_PATH", "START_GRACE_S", "LocalSandbox", "bwrap_works"]
 
 SERVER_PATH = Path(harness.__file__).resolve()
 NOBODY = 65534
-HOST_GRACE_S = 30.0  # beyond the harness's own worst case before a worker counts as hung
-START_GRACE_S = 30.0
-SHM_SIZE_MB = 64  # a fresh worker (bubblewrap + interpreter start) answers its first job late
+SHM_SIZE_MB = 64  # /dev/shm of a bubblewrapped worker: multiprocessing's semaphores
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
 HIDDEN_ROOTS = ("/root", "/home", "/tmp")
 # What the root server inside bubblewrap needs: drop to the job uid, own its temp dir, kill and reap.
@@ -47,10 +40,6 @@ SERVER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_FOWNER", "CAP_DAC_O
 
 _BWRAP_PROBE: dict[str, bool] = {}
 _PROBE_LOCK = threading.Lock()
-
-
-class _WorkerFault(Exception):
-    """The worker died, hung or answered garbage: an infrastructure fault, never the program's."""
 
 
 def bwrap_works(bwrap: str | None = None) -> bool:
@@ -121,127 +110,7 @@ def _under(path: str, roots: tuple[str, ...]) -> bool:
     return any(path == r or path.startswith(r + "/") for r in roots)
 
 
-class _Worker:
-    """One server process and its pipes; used by one thread at a time."""
-
-    def __init__(self, proc: subprocess.Popen) -> None:
-        self.proc = proc
-        self.jobs = 0
-        assert proc.stdin is not None and proc.stdout is not None
-        self.wfd = proc.stdin.fileno()
-        self.rfd = proc.stdout.fileno()
-        os.set_blocking(self.wfd, False)
-        os.set_blocking(self.rfd, False)
-        self.buf = bytearray()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def request(self, payload: bytes, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        self._write(payload, deadline)
-        self.jobs += 1
-        try:
-            return self._read(deadline)
-        except TimeoutError:
-            raise _WorkerFault(f"worker did not answer within {timeout:.0f} s: killed") from None
-
-    def _write(self, data: bytes, deadline: float) -> None:
-        view = memoryview(data)
-        poller = select.poll()
-        poller.register(self.wfd, select.POLLOUT)
-        while view:
-            try:
-                view = view[os.write(self.wfd, view) :]
-                continue
-            except BlockingIOError:
-                pass
-            except OSError as exc:  # EPIPE: the worker is gone
-                raise _WorkerFault(f"worker exited ({self._exit_text()}): {exc}") from None
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _WorkerFault("worker did not take the job in time")
-            poller.poll(left * 1000)
-
-    def _read(self, deadline: float) -> dict:
-        poller = select.poll()
-        poller.register(self.rfd, select.POLLIN)
-        while True:
-            frame = self._frame()
-            if frame is not None:
-                return frame
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            poller.poll(left * 1000 + 1)
-            try:
-                data = os.read(self.rfd, 1 << 20)
-            except BlockingIOError:
-                continue
-            if not data:
-                raise _WorkerFault(f"worker exited during the job ({self._exit_text()})")
-            self.buf += data
-
-    def _frame(self) -> dict | None:
-        buf = self.buf
-        if len(buf) < 4:
-            return None
-        size = int.from_bytes(buf[:4], "big")
-        if size > protocol.MAX_FRAME_BYTES:
-            raise _WorkerFault(f"worker sent a frame of {size} bytes")
-        if len(buf) < 4 + size:
-            return None
-        body = bytes(buf[4 : 4 + size])
-        del buf[: 4 + size]
-        try:
-            message = json.loads(body)
-        except ValueError as exc:
-            raise _WorkerFault(f"worker sent a frame that is not JSON: {exc}") from None
-        if not isinstance(message, dict):
-            raise _WorkerFault("worker sent a frame that is not an object")
-        return message
-
-    def _exit_text(self) -> str:
-        try:
-            code = self.proc.wait(timeout=0.5)
-        except subprocess.TimeoutExpired:
-            return "still running"
-        return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Close stdin (the server exits at EOF); kill the process group if it lingers."""
-        with contextlib.suppress(OSError):
-            self.proc.stdin.close()  # type: ignore[union-attr]
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        with contextlib.suppress(OSError):
-            self.proc.stdout.close()  # type: ignore[union-attr]
-
-    def kill(self) -> None:
-        with contextlib.suppress(OSError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # bwrap and everything in its group
-        with contextlib.suppress(OSError):
-            self.proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(OSError):
-                stream.close()  # type: ignore[union-attr]
-
-
-def _stop_all(workers: set[_Worker]) -> None:
-    for worker in list(workers):
-        worker.kill()
-    workers.clear()
-
-
-class LocalSandbox(Sandbox):
+class LocalSandbox(PooledSandbox):
     """Jobs in forked children of long-lived host servers; bubblewrap around them where it works."""
 
     name = "local"
@@ -257,10 +126,7 @@ class LocalSandbox(Sandbox):
         tmp_size_mb: int = 1024,
         log_path: str | os.PathLike[str] | None = None,
     ) -> None:
-        self._n = max(1, workers or os.cpu_count() or 1)
-        self._max_jobs = max(1, max_jobs_per_worker)
         self._python = os.path.abspath(shutil.which(python) or python) if python else sys.executable
-        self._log_path = log_path
         is_root = os.geteuid() == 0
         if uid is None and is_root:
             uid = NOBODY
@@ -298,16 +164,7 @@ class LocalSandbox(Sandbox):
             )
         else:
             self.isolation = f"host process with rlimits only, {who}: weakest isolation (no bubblewrap, no uid change)"
-        self._slots: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
-        for _ in range(self._n):
-            self._slots.put(None)
-        self._live: set[_Worker] = set()
-        self._lock = threading.Lock()
-        self._closed = False
-        # Workers are started from one long-lived thread: bubblewrap's --die-with-parent (and any
-        # parent-death signal) fires when the *thread* that forked it exits, e.g. a pool thread.
-        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ra3bench-local-spawn")
-        self._finalizer = weakref.finalize(self, _stop_all, self._live)
+        super().__init__(workers, max_jobs_per_worker, log_path)
 
     # ---- configuration
 
@@ -351,10 +208,6 @@ class LocalSandbox(Sandbox):
                 cmd += ["--cap-add", cap]
         return [*cmd, "--chdir", "/", "--", *server]
 
-    @property
-    def workers(self) -> int:
-        return self._n
-
     def describe(self) -> dict:
         return {
             **super().describe(),
@@ -365,93 +218,6 @@ class LocalSandbox(Sandbox):
             "max_jobs_per_worker": self._max_jobs,
         }
 
-    def worker_pids(self) -> list[int]:
-        """Pids of the live worker processes (bwrap's when wrapped); for tests and diagnostics."""
-        with self._lock:
-            return [w.pid for w in self._live if w.alive()]
-
-    # ---- running jobs
-
-    def run(self, job: Job) -> JobResult:
-        if self._closed:
-            raise RuntimeError("the sandbox is closed")
-        if len(job.time_limits_s) != len(job.calls):
-            raise ValueError(f"job has {len(job.calls)} calls but {len(job.time_limits_s)} time limits")
-        body = job.to_wire_json()
-        payload = len(body).to_bytes(4, "big") + body
-        budget = harness.job_budget_s(job.to_wire()) + HOST_GRACE_S
-        worker = self._slots.get()
-        try:
-            if self._closed:
-                raise RuntimeError("the sandbox is closed")
-            if worker is not None and not worker.alive():
-                self._retire(worker, kill=True)
-                worker = None
-            fresh = worker is None
-            if worker is None:
-                worker = self._start()
-            try:
-                message = worker.request(payload, budget + (START_GRACE_S if fresh else 0.0))
-                result = JobResult.from_wire(message)
-            except (_WorkerFault, KeyError, ValueError, TypeError) as exc:
-                self._retire(worker, kill=True)
-                worker = None
-                return JobResult.infrastructure_fault(f"local sandbox: {exc}")
-            if worker.jobs >= self._max_jobs or result.sandbox_error:  # a harness fault: start afresh
-                self._retire(worker, kill=False)
-                worker = None
-            return result
-        except OSError as exc:  # the worker could not even start
-            return JobResult.infrastructure_fault(f"local sandbox: cannot start a worker: {exc}")
-        finally:
-            if self._closed and worker is not None:
-                self._retire(worker, kill=False)
-                worker = None
-            self._slots.put(worker)
-
-    def _start(self) -> _Worker:
+    def _launch(self) -> Launch:
         env = {"PATH": os.environ.get("PATH") or os.defpath, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
-        log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            proc = self._spawner.submit(
-                subprocess.Popen,
-                self._cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                env=env,
-                cwd="/",
-                close_fds=True,
-                start_new_session=True,
-                bufsize=0,
-            ).result()
-        finally:
-            if log is not subprocess.DEVNULL:
-                log.close()  # type: ignore[union-attr]
-        worker = _Worker(proc)
-        with self._lock:
-            self._live.add(worker)
-        return worker
-
-    def _retire(self, worker: _Worker, kill: bool) -> None:
-        with self._lock:
-            self._live.discard(worker)
-        if kill:
-            worker.kill()
-        else:
-            worker.stop()
-
-    def close(self) -> None:
-        self._closed = True
-        while True:
-            try:
-                worker = self._slots.get_nowait()
-            except queue.Empty:
-                break
-            if worker is not None:
-                self._retire(worker, kill=False)
-        with self._lock:
-            busy = list(self._live)
-        for worker in busy:  # still running a job in another thread: that job becomes a sandbox_error
-            self._retire(worker, kill=True)
-        self._spawner.shutdown(wait=False)
+        return Launch(argv=self._cmd, env=env)

@@ -1,0 +1,344 @@
+"""A warm pool of harness servers: what the ``local`` and ``docker`` sandboxes share.
+
+A backend says how to start one worker (``PooledSandbox._launch``: a command line whose
+stdin/stdout speak the framed protocol of ``harness/server.py``) and describes itself; this
+module does the rest: lazy start, a queue of workers (one job at a time each), framed
+request/response under a host-side deadline (the job's worst case in the harness plus
+``HOST_GRACE_S``), and replacement. A worker that dies, hangs or answers garbage is killed
+and replaced and its job gets ``JobResult.infrastructure_fault`` (``sandbox_error``: retried,
+never the model's fault); a worker is also replaced after ``max_jobs_per_worker`` jobs.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import json
+import os
+import queue
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO
+
+from ra3bench.sandbox.base import Job, JobResult, Sandbox
+from ra3bench.sandbox.harness import protocol
+from ra3bench.sandbox.harness import server as harness
+
+HOST_GRACE_S = 30.0  # beyond the harness's own worst case before a worker counts as hung
+START_GRACE_S = 30.0  # a fresh worker (bubblewrap or a container + interpreter start) answers its first job late
+LOG_TAIL_BYTES = 600  # of a dead worker's stderr, quoted in the fault message
+
+
+class WorkerFault(Exception):
+    """The worker died, hung or answered garbage: an infrastructure fault, never the program's."""
+
+
+@dataclass
+class Launch:
+    """How to start one worker: argv, its whole environment, and a name the backend knows it by."""
+
+    argv: list[str]
+    env: dict[str, str]
+    name: str = ""  # e.g. the container's name
+    cwd: str = "/"
+    # Called after the worker process was killed (e.g. remove its container); must not hold the sandbox.
+    on_kill: Callable[[], None] | None = field(default=None, repr=False)
+
+
+class Worker:
+    """One server process and its pipes; used by one thread at a time."""
+
+    def __init__(self, proc: subprocess.Popen, launch: Launch, log: IO[bytes] | None) -> None:
+        self.proc = proc
+        self.launch = launch
+        self.log = log  # the worker's stderr when it goes to an anonymous file (quoted on faults)
+        self.jobs = 0
+        assert proc.stdin is not None and proc.stdout is not None
+        self.wfd = proc.stdin.fileno()
+        self.rfd = proc.stdout.fileno()
+        os.set_blocking(self.wfd, False)
+        os.set_blocking(self.rfd, False)
+        self.buf = bytearray()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def name(self) -> str:
+        return self.launch.name
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def request(self, payload: bytes, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        self._write(payload, deadline)
+        self.jobs += 1
+        try:
+            return self._read(deadline)
+        except TimeoutError:
+            raise WorkerFault(f"worker did not answer within {timeout:.0f} s: killed") from None
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        poller = select.poll()
+        poller.register(self.wfd, select.POLLOUT)
+        while view:
+            try:
+                view = view[os.write(self.wfd, view) :]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError as exc:  # EPIPE: the worker is gone
+                raise WorkerFault(f"worker exited ({self.exit_text()}): {exc}") from None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WorkerFault("worker did not take the job in time")
+            poller.poll(left * 1000)
+
+    def _read(self, deadline: float) -> dict:
+        poller = select.poll()
+        poller.register(self.rfd, select.POLLIN)
+        while True:
+            frame = self._frame()
+            if frame is not None:
+                return frame
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            poller.poll(left * 1000 + 1)
+            try:
+                data = os.read(self.rfd, 1 << 20)
+            except BlockingIOError:
+                continue
+            if not data:
+                raise WorkerFault(f"worker exited during the job ({self.exit_text()})")
+            self.buf += data
+
+    def _frame(self) -> dict | None:
+        buf = self.buf
+        if len(buf) < 4:
+            return None
+        size = int.from_bytes(buf[:4], "big")
+        if size > protocol.MAX_FRAME_BYTES:
+            raise WorkerFault(f"worker sent a frame of {size} bytes")
+        if len(buf) < 4 + size:
+            return None
+        body = bytes(buf[4 : 4 + size])
+        del buf[: 4 + size]
+        try:
+            message = json.loads(body)
+        except ValueError as exc:
+            raise WorkerFault(f"worker sent a frame that is not JSON: {exc}") from None
+        if not isinstance(message, dict):
+            raise WorkerFault("worker sent a frame that is not an object")
+        return message
+
+    def exit_text(self) -> str:
+        try:
+            code = self.proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            return "still running"
+        text = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        tail = self.log_tail()
+        return f"{text}; stderr: {tail}" if tail else text
+
+    def log_tail(self) -> str:
+        """The last lines the worker wrote on stderr (e.g. docker's reason for not starting)."""
+        if self.log is None:
+            return ""
+        try:
+            size = os.fstat(self.log.fileno()).st_size
+            data = os.pread(self.log.fileno(), LOG_TAIL_BYTES, max(0, size - LOG_TAIL_BYTES))
+        except (OSError, ValueError):
+            return ""
+        return " | ".join(line for line in data.decode("utf-8", "replace").splitlines() if line.strip())
+
+    def begin_stop(self) -> None:
+        """Close stdin: the server exits at EOF once its current job (if any) is answered."""
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()  # type: ignore[union-attr]
+
+    def finish_stop(self, timeout: float) -> None:
+        """Wait for the exit started by ``begin_stop``; kill if it lingers."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._close_files()
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # bwrap (or the docker client) and everything in its group
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        if self.launch.on_kill is not None:
+            with contextlib.suppress(Exception):
+                self.launch.on_kill()
+        self._close_files()
+
+    def _close_files(self) -> None:
+        for stream in (self.proc.stdin, self.proc.stdout, self.log):
+            with contextlib.suppress(OSError, AttributeError):
+                stream.close()  # type: ignore[union-attr]
+
+
+def _kill_all(workers: set[Worker]) -> None:
+    for worker in list(workers):
+        worker.kill()
+    workers.clear()
+
+
+class PooledSandbox(Sandbox):
+    """``workers`` long-lived harness servers, each replaced after a fault or ``max_jobs_per_worker`` jobs."""
+
+    stop_timeout_s = 2.0  # how long a worker may take to exit after its stdin is closed
+
+    def __init__(
+        self, workers: int | None, max_jobs_per_worker: int, log_path: str | os.PathLike[str] | None = None
+    ) -> None:
+        self._n = max(1, workers or os.cpu_count() or 1)
+        self._max_jobs = max(1, max_jobs_per_worker)
+        self._log_path = log_path
+        self._slots: queue.LifoQueue[Worker | None] = queue.LifoQueue()
+        for _ in range(self._n):
+            self._slots.put(None)
+        self._live: set[Worker] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        # Workers are started from one long-lived thread: bubblewrap's --die-with-parent (and any
+        # parent-death signal) fires when the *thread* that forked it exits, e.g. a pool thread.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ra3bench-{self.name}-spawn")
+        # Also at interpreter exit: no worker (or container) outlives the program that started it.
+        self._finalizer = weakref.finalize(self, _kill_all, self._live)
+
+    @abc.abstractmethod
+    def _launch(self) -> Launch:
+        """How to start one more worker."""
+
+    @property
+    def workers(self) -> int:
+        return self._n
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the live worker processes (bwrap's, or the docker client's); for tests and diagnostics."""
+        with self._lock:
+            return [w.pid for w in self._live if w.alive()]
+
+    def worker_names(self) -> list[str]:
+        """Backend names of the live workers (container names for docker)."""
+        with self._lock:
+            return [w.name for w in self._live if w.alive()]
+
+    # ---- running jobs
+
+    def run(self, job: Job) -> JobResult:
+        if self._closed:
+            raise RuntimeError("the sandbox is closed")
+        if len(job.time_limits_s) != len(job.calls):
+            raise ValueError(f"job has {len(job.calls)} calls but {len(job.time_limits_s)} time limits")
+        body = job.to_wire_json()
+        payload = len(body).to_bytes(4, "big") + body
+        budget = harness.job_budget_s(job.to_wire()) + HOST_GRACE_S
+        worker = self._slots.get()
+        try:
+            if self._closed:
+                raise RuntimeError("the sandbox is closed")
+            if worker is not None and not worker.alive():
+                self._retire(worker, kill=True)
+                worker = None
+            fresh = worker is None
+            if worker is None:
+                worker = self._start()
+            try:
+                message = worker.request(payload, budget + (START_GRACE_S if fresh else 0.0))
+                result = JobResult.from_wire(message)
+            except (WorkerFault, KeyError, ValueError, TypeError) as exc:
+                self._retire(worker, kill=True)
+                worker = None
+                return JobResult.infrastructure_fault(f"{self.name} sandbox: {exc}")
+            if worker.jobs >= self._max_jobs or result.sandbox_error:  # a harness fault: start afresh
+                self._retire(worker, kill=False)
+                worker = None
+            return result
+        except OSError as exc:  # the worker could not even start
+            return JobResult.infrastructure_fault(f"{self.name} sandbox: cannot start a worker: {exc}")
+        finally:
+            if self._closed and worker is not None:
+                self._retire(worker, kill=False)
+                worker = None
+            self._slots.put(worker)
+
+    def _start(self) -> Worker:
+        launch = self._launch()
+        if self._log_path:
+            log: IO[bytes] | None = None
+            stderr: IO[bytes] | int = open(self._log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        else:
+            log = tempfile.TemporaryFile(prefix=f"ra3bench-{self.name}-worker-")  # noqa: SIM115 - owned by the worker
+            stderr = log
+        try:
+            proc = self._spawner.submit(
+                subprocess.Popen,
+                launch.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=launch.env,
+                cwd=launch.cwd,
+                close_fds=True,
+                start_new_session=True,
+                bufsize=0,
+            ).result()
+        except BaseException:
+            if log is not None:
+                log.close()
+            raise
+        finally:
+            if log is None:
+                stderr.close()  # type: ignore[union-attr]
+        worker = Worker(proc, launch, log)
+        with self._lock:
+            self._live.add(worker)
+        return worker
+
+    def _retire(self, worker: Worker, kill: bool) -> None:
+        with self._lock:
+            self._live.discard(worker)
+        if kill:
+            worker.kill()
+        else:
+            worker.begin_stop()
+            worker.finish_stop(self.stop_timeout_s)
+
+    def close(self) -> None:
+        self._closed = True
+        idle: list[Worker] = []
+        while True:
+            try:
+                worker = self._slots.get_nowait()
+            except queue.Empty:
+                break
+            if worker is not None:
+                idle.append(worker)
+        with self._lock:
+            self._live.difference_update(idle)
+            busy = list(self._live)
+        for worker in idle:  # all at once: each may take a moment to exit (a container is removed)
+            worker.begin_stop()
+        for worker in idle:
+            worker.finish_stop(self.stop_timeout_s)
+        for worker in busy:  # still running a job in another thread: that job becomes a sandbox_error
+            self._retire(worker, kill=True)
+        self._spawner.shutdown(wait=False)
