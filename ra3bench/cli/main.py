@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from ra3bench import __version__
-from ra3bench.cli import evaluate, run, suites
+from ra3bench.cli import evaluate, run, sandbox, suites
 from ra3bench.errors import Ra3benchError
 
-SUBCOMMANDS = (run, evaluate, suites)
+SUBCOMMANDS = (run, evaluate, suites, sandbox)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  ra3bench suites\n"
             "  ra3bench run --suite humaneval+ --model reference --limit 10\n"
             "  ra3bench evaluate --suite humaneval+ --samples samples.jsonl\n"
+            "  ra3bench sandbox build --offline\n"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
