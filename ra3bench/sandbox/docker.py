@@ -21,14 +21,15 @@ import functools
 import os
 import secrets
 import shutil
+import threading
 from typing import Any
 
 from ra3bench.errors import SandboxUnavailableError
-from ra3bench.sandbox.base import Limits
+from ra3bench.sandbox.base import Job, JobResult, Limits
 from ra3bench.sandbox.image import LABEL, ImageMissingError, docker_client, find_image, image_info
-from ra3bench.sandbox.pool import Launch, PooledSandbox
+from ra3bench.sandbox.pool import Launch, PooledSandbox, Worker
 
-MEMORY_HEADROOM_MB = 512  # cgroup limit = the default job RLIMIT_AS + this (the server, tmpfs pages)
+MEMORY_HEADROOM_MB = 512  # cgroup limit = the largest job RLIMIT_AS seen + this (the server, tmpfs pages)
 SESSION_LABEL = LABEL + ".session"
 # What the docker client needs from our environment to reach the same engine as the SDK.
 CLIENT_ENV = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
@@ -82,6 +83,7 @@ class DockerSandbox(PooledSandbox):
             raise SandboxUnavailableError(f"the Docker engine does not answer: {exc}") from None
         self._docker = shutil.which("docker") or "docker"
         self._memory_mb = memory_mb or Limits().memory_mb + MEMORY_HEADROOM_MB
+        self._memory_lock = threading.Lock()
         self._pids_limit = pids_limit
         self._tmp_size_mb = tmp_size_mb
         self._session = secrets.token_hex(6)
@@ -89,7 +91,7 @@ class DockerSandbox(PooledSandbox):
         self._env.setdefault("PATH", os.defpath)
         self.isolation = (
             "container: no network, read-only root, private /tmp, uid 65534 without capabilities "
-            f"(no-new-privileges), pids <= {pids_limit}, memory <= {self._memory_mb} MB, private pid namespace; "
+            f"(no-new-privileges), pids <= {pids_limit}, memory cgroup, private pid namespace; "
             "shares the host kernel"
         )
         super().__init__(workers, max_jobs_per_worker, log_path)
@@ -103,8 +105,8 @@ class DockerSandbox(PooledSandbox):
         """The value of the ``ra3bench.sandbox.session`` label on this sandbox's containers."""
         return self._session
 
-    def _run_args(self, name: str) -> list[str]:
-        memory = f"{self._memory_mb}m"
+    def _run_args(self, name: str, memory_mb: int) -> list[str]:
+        memory = f"{memory_mb}m"
         return [
             *("run", "-i", "--rm", "--pull", "never", "--sig-proxy=false"),
             *("--name", name, "--label", f"{LABEL}=1", "--label", f"{SESSION_LABEL}={self._session}"),
@@ -119,12 +121,26 @@ class DockerSandbox(PooledSandbox):
 
     def _launch(self) -> Launch:
         name = f"ra3bench-sandbox-{self._session}-{secrets.token_hex(4)}"
+        memory_mb = self._memory_mb
         return Launch(
-            argv=[self._docker, *self._run_args(name)],
+            argv=[self._docker, *self._run_args(name, memory_mb)],
             env=self._env,
             name=name,
             on_kill=functools.partial(_remove_container, self._client, name),
+            memory_mb=memory_mb,
         )
+
+    def run(self, job: Job) -> JobResult:
+        # A job allowed more address space than its container has would be OOM-killed by the cgroup
+        # (an "error", not "memory"): raise the ceiling; idle containers below it are replaced.
+        need = job.limits.memory_mb + MEMORY_HEADROOM_MB
+        if need > self._memory_mb:
+            with self._memory_lock:
+                self._memory_mb = max(self._memory_mb, need)
+        return super().run(job)
+
+    def _stale(self, worker: Worker) -> bool:
+        return worker.launch.memory_mb < self._memory_mb
 
     def describe(self) -> dict:
         return {

@@ -51,6 +51,7 @@ class Launch:
     cwd: str = "/"
     # Called after the worker process was killed (e.g. remove its container); must not hold the sandbox.
     on_kill: Callable[[], None] | None = field(default=None, repr=False)
+    memory_mb: int = 0  # the worker's own memory ceiling, where it has one (a container's cgroup)
 
 
 class Worker:
@@ -227,6 +228,10 @@ class PooledSandbox(Sandbox):
     def _launch(self) -> Launch:
         """How to start one more worker."""
 
+    def _stale(self, worker: Worker) -> bool:
+        """Whether an idle worker no longer fits the sandbox's settings (it is replaced before the next job)."""
+        return False
+
     @property
     def workers(self) -> int:
         return self._n
@@ -257,6 +262,9 @@ class PooledSandbox(Sandbox):
                 raise RuntimeError("the sandbox is closed")
             if worker is not None and not worker.alive():
                 self._retire(worker, kill=True)
+                worker = None
+            elif worker is not None and self._stale(worker):
+                self._retire(worker, kill=False)
                 worker = None
             fresh = worker is None
             if worker is None:

@@ -27,7 +27,7 @@ import test_local_sandbox as local_tests
 from test_local_sandbox import job, statuses, values, wait_until
 
 from ra3bench.errors import Ra3benchError, SandboxUnavailableError
-from ra3bench.sandbox.base import CallStatus, JobResult
+from ra3bench.sandbox.base import CallStatus, JobResult, Limits
 from ra3bench.sandbox.harness.protocol import decode_value
 
 pytestmark = pytest.mark.docker
@@ -236,7 +236,7 @@ def test_docker_kill_of_a_container_is_a_sandbox_error_and_it_is_replaced(sandbo
     assert wait_until(lambda: busy[0] not in our_containers(client, sandbox.session), timeout=10)
 
 
-def test_replacement_after_max_jobs_and_close_leaves_no_container(image: str, client: Any) -> None:
+def test_replacement_after_max_jobs_or_for_more_memory_and_close_leaves_no_container(image: str, client: Any) -> None:
     from ra3bench.sandbox.docker import DockerSandbox
 
     sb = DockerSandbox(workers=1, image=image, max_jobs_per_worker=2)
@@ -247,6 +247,12 @@ def test_replacement_after_max_jobs_and_close_leaves_no_container(image: str, cl
             names.append(tuple(sb.worker_names()))
         assert names[1] == () and len(names[0]) == len(names[2]) == 1 and names[0] != names[2]  # retired after 2
         assert names[0][0] not in our_containers(client, sb.session)  # the retired one is gone
+        # A job allowed more memory than the container has: the container is replaced by a larger one.
+        big = job("def f():\n    return 1\n", [[]], limits=Limits(memory_mb=6000, load_time_s=2.0))
+        assert sb.run(big).calls[0].status is CallStatus.OK
+        (bigger,) = sb.worker_names()
+        assert bigger != names[2][0] and sb.describe()["memory_mb"] == 6000 + 512
+        assert client.api.inspect_container(bigger)["HostConfig"]["Memory"] == (6000 + 512) << 20
     finally:
         sb.close()
     assert sb.worker_names() == []
