@@ -17,7 +17,6 @@ import datetime as dt
 import gzip
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from ra3bench.cli.main import main as ra3bench_main
-from ra3bench.results import read_jsonl
+from ra3bench.results import host_info, read_jsonl
 
 V0_1_9 = "84f4b93a1270b492e4c54d5212da7a5b"
 V0_1_10 = "fe585eb4df8c88d844eeb463ea4d0302"
@@ -137,7 +136,8 @@ def main() -> int:
     print(f"{len(disagreements)} disagreements; {time.time() - started:.0f} s")
     if args.markdown:
         when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
-        machine = f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        host = host_info()
+        machine = f"{host['cores']} cores ({host['cpu']}), Python {host['python']}, sandbox local"
         dis = tabulate(
             [[r, t, g, a, b, d[:160].replace("|", "\\|").replace("\n", " ")] for r, t, g, a, b, d in disagreements],
             headers=["run", "task", "group", "recorded", "ra3bench", "ra3bench detail"],
