@@ -49,7 +49,8 @@ def pass_at_k_with_ci(
     ``counts`` maps task id to (n samples, c correct). Problems with fewer than k samples
     are left out (and ``n_problems`` says how many entered).
     """
-    per_problem = np.array([pass_at_k(n, c, k) for n, c in counts.values() if n >= k], dtype=float)
+    # sorted by task id: the interval must not depend on the order verdicts arrived in
+    per_problem = np.array([pass_at_k(n, c, k) for _, (n, c) in sorted(counts.items()) if n >= k], dtype=float)
     if per_problem.size == 0:
         return PassAtK(k, float("nan"), float("nan"), float("nan"), 0)
     mean = float(per_problem.mean())

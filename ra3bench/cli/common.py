@@ -84,7 +84,7 @@ def summary_table(summary: dict, fmt: str = "github") -> str:
             low, high = summary["pass_at_k_ci95"][group][k]
             rows.append([group, f"pass@{k}", f"{100 * value:.1f}", f"[{100 * low:.1f}, {100 * high:.1f}]"])
     head = ["group", "metric", "%", "95% CI"]
-    return tabulate(rows, headers=head, tablefmt=fmt)
+    return tabulate(rows, headers=head, tablefmt=fmt, disable_numparse=True)
 
 
 def print_summary(summary: dict, folder: Path) -> None:

@@ -47,3 +47,9 @@ def test_bootstrap_interval_matches_scipy():
     reference = stats.bootstrap((values,), np.mean, n_resamples=20000, method="percentile", random_state=3)
     assert low == pytest.approx(reference.confidence_interval.low, abs=0.01)
     assert high == pytest.approx(reference.confidence_interval.high, abs=0.01)
+
+
+def test_interval_does_not_depend_on_the_order_of_problems():
+    counts = {f"t{i:03d}": (1, int(i % 3 == 0)) for i in range(60)}
+    shuffled = dict(reversed(list(counts.items())))
+    assert pass_at_k_with_ci(counts, 1) == pass_at_k_with_ci(shuffled, 1)
