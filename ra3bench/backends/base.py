@@ -23,3 +23,7 @@ class Backend(abc.ABC):
     def describe(self) -> dict:
         """What the manifest records: model, generation parameters, file hashes."""
         return {"backend": self.name}
+
+    def run_name(self) -> str:
+        """A short name for the default run folder."""
+        return str(self.describe().get("model", self.name))

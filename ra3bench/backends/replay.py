@@ -127,6 +127,12 @@ class ReplayBackend(Backend):
             raw = {k: v for k, v in record.items() if k not in ("task_id", "sample_index", "program")}
             yield Sample(task_id, index, program, raw)
 
+    def run_name(self) -> str:
+        stem = self.path.name
+        for suffix in (".gz", ".jsonl", ".json"):
+            stem = stem.removesuffix(suffix)
+        return f"{self.path.parent.name}-{stem}" if self.path.parent.name else stem
+
     def describe(self) -> dict:
         return {
             "backend": self.name,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
-from pathlib import Path
 
 from ra3bench.backends.base import Backend
 from ra3bench.cli.common import parse_ks, print_summary, select_problems, settings_from
@@ -27,8 +26,7 @@ def execute(args: argparse.Namespace, backend: Backend, n: int, *, only_covered:
     if only_covered:
         covered = {s.task_id for s in samples}
         problems = [p for p in problems if p.task_id in covered]
-    model_name = backend.describe().get("model", backend.name)
-    folder = RunFolder(args.out or default_run_dir(suite.name, Path(str(model_name)).name))
+    folder = RunFolder(args.out or default_run_dir(suite.name, backend.run_name()))
     with make_sandbox(args.sandbox, args.workers) as sandbox:
         expectations = load_or_compute(suite, sandbox, problems, limits=settings.limits)
         manifest = {
