@@ -143,16 +143,22 @@ def host_info() -> dict[str, Any]:
     }
 
 
-def code_version() -> dict[str, str]:
-    sha = ""
-    try:
-        here = Path(__file__).resolve().parent
-        sha = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {"ra3bench": __version__, "git_sha": sha}
+def code_version() -> dict[str, Any]:
+    """ra3bench's version, and the git commit (with a dirty flag) when run from a checkout."""
+    here = str(Path(__file__).resolve().parent)
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", "-C", here, *args], capture_output=True, text=True, timeout=5, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    sha = git("rev-parse", "HEAD")
+    info: dict[str, Any] = {"ra3bench": __version__, "git_sha": sha}
+    if sha:
+        info["git_dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return info
 
 
 def now_iso() -> str:

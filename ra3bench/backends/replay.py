@@ -137,7 +137,7 @@ class ReplayBackend(Backend):
         return {
             "backend": self.name,
             "model": f"replay:{self.path.name}",
-            "samples_file": str(self.path),
+            "samples_file": str(self.path.resolve()),
             "samples_sha256": hashlib.sha256(self.path.read_bytes()).hexdigest(),
             "n_records": len(self.records),
         }
