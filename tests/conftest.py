@@ -11,10 +11,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Point the data layer at the workspace copy of the data sets unless told otherwise."""
+    """Point the data layer at the workspace copy of the data sets unless told otherwise, and give the
+    session its own cache, so no test reads expected outputs or verdicts an earlier run left behind."""
     import os
+    import tempfile
     from pathlib import Path
 
     shared = Path(__file__).resolve().parents[2] / "shared" / "datasets"
     if not os.environ.get("RA3BENCH_DATA_DIR") and shared.is_dir():
         os.environ["RA3BENCH_DATA_DIR"] = str(shared)
+    if not os.environ.get("RA3BENCH_CACHE_DIR"):
+        os.environ["RA3BENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="ra3bench-test-cache-")
