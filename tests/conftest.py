@@ -21,4 +21,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if not os.environ.get("RA3BENCH_DATA_DIR") and shared.is_dir():
         os.environ["RA3BENCH_DATA_DIR"] = str(shared)
     if not os.environ.get("RA3BENCH_CACHE_DIR"):
-        os.environ["RA3BENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="ra3bench-test-cache-")
+        os.environ["RA3BENCH_CACHE_DIR"] = _SESSION_CACHE[0] = tempfile.mkdtemp(prefix="ra3bench-test-cache-")
+
+
+_SESSION_CACHE = [""]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import shutil
+
+    if _SESSION_CACHE[0]:
+        shutil.rmtree(_SESSION_CACHE[0], ignore_errors=True)
