@@ -319,3 +319,12 @@ def test_a_job_cannot_kill_the_server_and_ctypes_callbacks_work(sandbox: Any) ->
         result = sandbox.run(job(program, [[sig]]))
         assert result.sandbox_error == "" and values(result) == [42], result
     assert values(sandbox.run(job("def f():\n    return 'alive'\n", [[]]))) == ["alive"]
+
+
+def test_sandbox_help_ends_with_examples() -> None:
+    for command in (["sandbox"], ["sandbox", "build"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ra3bench", *command, "--help"], capture_output=True, text=True, cwd=REPO, check=True
+        )
+        tail = done.stdout.strip().split("\n\n")[-1]
+        assert tail.startswith("examples:") and "ra3bench sandbox build --offline" in tail
