@@ -74,7 +74,12 @@ HOSTILE = {
         {Status.FAIL, Status.ERROR},
     ),
     "infinite loop": (SIGNATURE + "    while True:\n        pass\n", {Status.TIMEOUT}),
-    "memory bomb": (SIGNATURE + "    x = []\n    while True:\n        x.append(bytearray(1 << 26))\n", {Status.MEMORY}),
+    "memory bomb": (SIGNATURE + "    x = []\n    while True:\n        x.append(bytearray(1 << 30))\n", {Status.MEMORY}),
+    # 64 MB at a time: it hits the 1 GB limit, or the 1 s time limit first on a loaded machine
+    "growing memory bomb": (
+        SIGNATURE + "    x = []\n    while True:\n        x.append(bytearray(1 << 26))\n",
+        {Status.MEMORY, Status.TIMEOUT},
+    ),
     "fork bomb": (
         "import os\n"
         + SIGNATURE
