@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,30 @@ def sample_program(problem: Problem, sample: dict[str, Any]) -> str:
     if "completion" in sample and sample["completion"] is not None:
         return problem.prompt + str(sample["completion"])
     raise UsageError(f"sample for {problem.task_id} has neither 'solution' nor 'completion'")
+
+
+def evalplus_problem(
+    row: dict[str, Any],
+    *,
+    reference: str,
+    oracle: str | None,
+    restore: Callable[[str, list], list] = lambda task_id, inputs: inputs,
+) -> Problem:
+    """One row of an evalplus data file (HumanEval+ or MBPP+): base and plus inputs compared by value."""
+    return Problem(
+        task_id=row["task_id"],
+        prompt=row["prompt"],
+        instruction=evalplus_instruction(row["prompt"]),
+        entry_point=row["entry_point"],
+        reference=reference,
+        groups={
+            name: TestGroup(name, Comparison.VALUES, restore(row["task_id"], row[f"{name}_input"]))
+            for name in ("base", "plus")
+        },
+        atol=float(row.get("atol") or 0.0),
+        oracle=oracle,
+        metadata={key: row[key] for key in ("contract", "assertion") if key in row},
+    )
 
 
 @SUITES.register("humaneval")
@@ -95,27 +120,15 @@ class HumanEvalPlusSuite(Suite):
     group_names = ("base", "plus")
 
     def parse(self, path: Path) -> list[Problem]:
-        problems = []
-        for row in read_jsonl(path):
-            entry_point = row["entry_point"]
-            problems.append(
-                Problem(
-                    task_id=row["task_id"],
-                    prompt=row["prompt"],
-                    instruction=evalplus_instruction(row["prompt"]),
-                    entry_point=entry_point,
-                    reference=row["prompt"] + row["canonical_solution"],
-                    groups={
-                        "base": TestGroup(name="base", comparison=Comparison.VALUES, inputs=row["base_input"]),
-                        "plus": TestGroup(name="plus", comparison=Comparison.VALUES, inputs=row["plus_input"]),
-                    },
-                    atol=float(row.get("atol") or 0.0),
-                    # HumanEval/32: any x with |poly(x)| <= atol is a root, not only the reference's one.
-                    oracle="find_zero" if entry_point == "find_zero" else None,
-                    metadata={"contract": row.get("contract", "")},
-                )
+        return [
+            evalplus_problem(
+                row,
+                reference=row["prompt"] + row["canonical_solution"],
+                # HumanEval/32: any x with |poly(x)| <= atol is a root, not only the reference's one.
+                oracle="find_zero" if row["entry_point"] == "find_zero" else None,
             )
-        return problems
+            for row in read_jsonl(path)
+        ]
 
     def program_from_sample(self, problem: Problem, sample: dict) -> str:
         return sample_program(problem, sample)

@@ -9,7 +9,7 @@ from pathlib import Path
 from ra3bench.suites import SUITES
 from ra3bench.suites.base import Comparison, DataFile, Problem, Suite, TestGroup
 from ra3bench.suites.data import read_jsonl
-from ra3bench.suites.humaneval import evalplus_instruction, sample_program
+from ra3bench.suites.humaneval import evalplus_problem, sample_program
 from ra3bench.suites.mbpp_inputs import restore_inputs
 
 # The standard MBPP test split (README of google-research/mbpp): task ids 11..510.
@@ -139,30 +139,15 @@ class MbppPlusSuite(Suite):
     group_names = ("base", "plus")
 
     def parse(self, path: Path) -> list[Problem]:
-        problems = []
-        for row in read_jsonl(path):
-            entry_point = row["entry_point"]
-            problems.append(
-                Problem(
-                    task_id=row["task_id"],
-                    prompt=row["prompt"],
-                    instruction=evalplus_instruction(row["prompt"]),
-                    entry_point=entry_point,
-                    reference=row["canonical_solution"],
-                    groups={
-                        name: TestGroup(
-                            name=name,
-                            comparison=Comparison.VALUES,
-                            inputs=restore_inputs(row["task_id"], row[f"{name}_input"]),
-                        )
-                        for name in self.group_names
-                    },
-                    atol=float(row.get("atol") or 0.0),
-                    oracle=MBPP_PLUS_ORACLES.get(entry_point),
-                    metadata={"contract": row.get("contract", ""), "assertion": row.get("assertion", "")},
-                )
+        return [
+            evalplus_problem(
+                row,
+                reference=row["canonical_solution"],
+                oracle=MBPP_PLUS_ORACLES.get(row["entry_point"]),
+                restore=restore_inputs,
             )
-        return problems
+            for row in read_jsonl(path)
+        ]
 
     def program_from_sample(self, problem: Problem, sample: dict) -> str:
         return sample_program(problem, sample)
