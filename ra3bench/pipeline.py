@@ -8,6 +8,8 @@ programs judged before under the same conditions come from the verdict cache.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -27,7 +29,7 @@ from ra3bench.judge import (
     rerun_job,
 )
 from ra3bench.metrics import ks_for, pass_at_k_with_ci
-from ra3bench.progress import progress_bar
+from ra3bench.progress import progress_bars
 from ra3bench.results import SAMPLES, SUMMARY, VERDICTS, RunFolder
 from ra3bench.sandbox.base import CallStatus, GroupVerdict, Job, JobResult, Limits, Sandbox, Status, Verdict
 from ra3bench.suites.base import Comparison, Problem, Suite
@@ -209,81 +211,152 @@ def run_pipeline(
     cache: VerdictCache,
     ks: list[int] | None = None,
     include_unverifiable: bool = False,
+    expected_samples: int = 0,
+    generated: bool = False,
 ) -> dict:
-    """Judge every sample not judged yet in ``folder``; write verdicts and the summary."""
+    """Judge every sample not judged yet in ``folder``; write verdicts and the summary.
+
+    ``samples`` may be a generator that is slow to yield (a model): it is drained in a thread
+    of its own, so programs are judged while the model writes the next ones. Each sample is
+    written to the folder before it runs. ``expected_samples`` sizes the progress bars;
+    ``generated`` adds a bar for the generation itself.
+    """
     by_id = {p.task_id: p for p in problems}
     # sandbox_error is an infrastructure fault: such samples run again when the run resumes
     done = {(v["task_id"], v["sample_index"]) for v in folder.verdicts() if v["status"] != Status.SANDBOX_ERROR.value}
     written = {(s["task_id"], s["sample_index"]) for s in folder.samples()}
+    cost = {task_id: evaluator.expected_cost_s(problem) for task_id, problem in by_id.items()}
     sample_writer = folder.writer(SAMPLES)
     verdict_writer = folder.writer(VERDICTS)
-    counters = Counter()
-    pending: list[Sample] = []
-    for sample in samples:
-        key = (sample.task_id, sample.sample_index)
-        if key not in written:
-            sample_writer.write(sample.to_json())
-            written.add(key)
-        if key in done:
-            counters["from_run_folder"] += 1
-            continue
-        pending.append(sample)
-    sample_writer.close()
-    # Longest first: a heavy task left for the end would run alone while the other workers idle.
-    cost = {task_id: evaluator.expected_cost_s(problem) for task_id, problem in by_id.items()}
-    pending.sort(key=lambda s: -cost[s.task_id])
-
-    def record(sample: Sample, verdict_json: dict) -> None:
-        verdict_writer.write({**verdict_json, "task_id": sample.task_id, "sample_index": sample.sample_index})
-
+    counters: Counter = Counter()
+    feed = SampleFeed(samples)
     workers = max(1, evaluator.sandbox.workers)
-    with progress_bar(f"judging {suite.name}", total=len(pending)) as advance, ThreadPoolExecutor(workers) as pool:
-        in_flight: dict[Future, tuple[Sample, str]] = {}
-        waiting: dict[str, list[Sample]] = {}  # duplicates of a program that is running now
-        queue = iter(pending)
-        seen_keys: dict[str, dict] = {}
+    to_judge = max(0, expected_samples - len(done)) if expected_samples else 0
+    bars = {f"generating ({suite.name})": to_judge if generated else 0, f"judging {suite.name}": to_judge}
+    try:
+        with progress_bars(bars) as advances, ThreadPoolExecutor(workers) as pool:
+            advance_generated, advance = advances.values()
+            pending: list[Sample] = []
+            in_flight: dict[Future, tuple[Sample, str]] = {}
+            waiting: dict[str, list[Sample]] = {}  # duplicates of a program that is running now
+            seen_keys: dict[str, dict] = {}
 
-        def submit_more() -> None:
-            while len(in_flight) < workers * 2:
-                sample = next(queue, None)
-                if sample is None:
-                    return
-                problem = by_id[sample.task_id]
-                key = evaluator.cache_key(problem, sample.program)
-                if key in waiting:
-                    waiting[key].append(sample)
-                    continue
-                cached = seen_keys.get(key) or cache.get(key)
-                if cached is not None:
-                    record(sample, cached)
-                    counters["from_verdict_cache"] += 1
-                    advance()
-                    continue
-                waiting[key] = []
-                in_flight[pool.submit(evaluator.evaluate, problem, sample)] = (sample, key)
-
-        submit_more()
-        while in_flight:
-            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in finished:
-                sample, key = in_flight.pop(future)
-                verdict_json = future.result().to_json()
-                record(sample, verdict_json)
-                counters["executed"] += 1
+            def record(sample: Sample, verdict_json: dict) -> None:
+                verdict_writer.write({**verdict_json, "task_id": sample.task_id, "sample_index": sample.sample_index})
                 advance()
-                if verdict_json["status"] != Status.SANDBOX_ERROR.value:
-                    cache.put(key, verdict_json)
-                    seen_keys[key] = verdict_json
-                for duplicate in waiting.pop(key):
-                    record(duplicate, verdict_json)
-                    counters["from_verdict_cache"] += 1
-                    advance()
-            submit_more()
-    verdict_writer.close()
+
+            def take_new_samples() -> None:
+                for sample in feed.drain():
+                    key = (sample.task_id, sample.sample_index)
+                    if key not in written:
+                        sample_writer.write(sample.to_json())
+                        written.add(key)
+                        advance_generated()
+                    if key in done:
+                        counters["from_run_folder"] += 1
+                        continue
+                    pending.append(sample)
+                # Longest first: a heavy task left for the end would run alone while the others idle.
+                pending.sort(key=lambda s: cost[s.task_id])
+
+            def submit_more() -> None:
+                while len(in_flight) < workers * 2 and pending:
+                    sample = pending.pop()
+                    problem = by_id[sample.task_id]
+                    key = evaluator.cache_key(problem, sample.program)
+                    if key in waiting:
+                        waiting[key].append(sample)
+                        continue
+                    cached = seen_keys.get(key) or cache.get(key)
+                    if cached is not None:
+                        record(sample, cached)
+                        counters["from_verdict_cache"] += 1
+                        continue
+                    waiting[key] = []
+                    in_flight[pool.submit(evaluator.evaluate, problem, sample)] = (sample, key)
+
+            while True:
+                take_new_samples()
+                submit_more()
+                if not in_flight and not pending:
+                    if feed.finished:
+                        break
+                    feed.wait(0.5)
+                    continue
+                finished, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    sample, key = in_flight.pop(future)
+                    verdict_json = future.result().to_json()
+                    record(sample, verdict_json)
+                    counters["executed"] += 1
+                    if verdict_json["status"] != Status.SANDBOX_ERROR.value:
+                        cache.put(key, verdict_json)
+                        seen_keys[key] = verdict_json
+                    for duplicate in waiting.pop(key):
+                        record(duplicate, verdict_json)
+                        counters["from_verdict_cache"] += 1
+    finally:
+        feed.stop()
+        sample_writer.close()
+        verdict_writer.close()
+    feed.raise_error()  # a generator that failed: what was judged is written; the run resumes from it
     summary = summarize(suite, problems, folder.verdicts(), ks, include_unverifiable=include_unverifiable)
     summary["execution"] = dict(counters)
     folder.write_json(SUMMARY, summary)
     return summary
+
+
+class SampleFeed:
+    """Drains a sample iterator in a background thread (generation overlaps judging)."""
+
+    def __init__(self, samples: Iterable[Sample]) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._stopping = threading.Event()
+        self.finished = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(iter(samples),), daemon=True, name="sample-feed")
+        self._thread.start()
+
+    def _run(self, samples) -> None:
+        try:
+            for sample in samples:
+                self._queue.put(sample)
+                if self._stopping.is_set():
+                    break
+        except BaseException as exc:  # reported in the main thread by raise_error()
+            self.error = exc
+        finally:
+            self._queue.put(_END)
+
+    def drain(self) -> list[Sample]:
+        items = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items
+            if item is _END:
+                self.finished = True
+            else:
+                items.append(item)
+
+    def wait(self, timeout: float) -> None:
+        """Block until something arrives (or ``timeout``), keeping it for the next drain()."""
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self._queue.put(item)  # order among items does not matter: pending is re-sorted
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+_END = object()
 
 
 def summarize(

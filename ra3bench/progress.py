@@ -1,4 +1,4 @@
-"""The one progress helper: a rich bar with rate and ETA on a terminal, silent elsewhere."""
+"""The one progress helper: rich bars with rate and ETA on a terminal, silent elsewhere."""
 
 from __future__ import annotations
 
@@ -6,12 +6,22 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+Advance = Callable[..., None]
+
 
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+def progress_bar(description: str, total: int) -> Iterator[Advance]:
     """Yield ``advance(n=1)``. Draws only when stderr is a terminal (CI logs stay clean)."""
-    if not sys.stderr.isatty() or total <= 0:
-        yield lambda n=1: None
+    with progress_bars({description: total}) as advances:
+        yield advances[description]
+
+
+@contextmanager
+def progress_bars(totals: dict[str, int]) -> Iterator[dict[str, Advance]]:
+    """One bar per entry (e.g. generating and judging, which overlap); ``advance(n=1)`` each."""
+    shown = {name: total for name, total in totals.items() if total > 0}
+    if not sys.stderr.isatty() or not shown:
+        yield {name: (lambda n=1: None) for name in totals}
         return
     from rich.console import Console
     from rich.progress import (
@@ -32,11 +42,14 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-        task = progress.add_task(description, total=total, rate="")
+        ids = {name: progress.add_task(name, total=total, rate="") for name, total in shown.items()}
 
-        def advance(n: int = 1) -> None:
-            progress.advance(task, n)
-            speed = progress.tasks[0].speed
-            progress.update(task, rate=f"{speed:.1f}/s" if speed else "")
+        def advancer(task_id) -> Advance:
+            def advance(n: int = 1) -> None:
+                progress.advance(task_id, n)
+                speed = progress._tasks[task_id].speed
+                progress.update(task_id, rate=f"{speed:.2f}/s" if speed else "")
 
-        yield advance
+            return advance
+
+        yield {name: advancer(ids[name]) if name in ids else (lambda n=1: None) for name in totals}

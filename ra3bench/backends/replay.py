@@ -141,7 +141,9 @@ class ReplayBackend(Backend):
         self.path = path
         self.records = read_sample_records(path)
 
-    def samples(self, suite: Suite, problems: list[Problem], n: int | None = None) -> Iterator[Sample]:
+    def samples(
+        self, suite: Suite, problems: list[Problem], n: int | None = None, skip: frozenset = frozenset()
+    ) -> Iterator[Sample]:
         known = suite.problem_map()
         wanted = {p.task_id for p in problems}
         left_out = suite.left_out()  # in the data but not judgeable (no tests): skipped, with a note

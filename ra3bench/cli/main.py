@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from ra3bench import __version__
-from ra3bench.cli import evaluate, run, sandbox, suites
+from ra3bench.cli import evaluate, models, run, sandbox, suites
 from ra3bench.errors import Ra3benchError
 
-SUBCOMMANDS = (run, evaluate, suites, sandbox)
+SUBCOMMANDS = (run, evaluate, suites, models, sandbox)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "examples:\n"
             "  ra3bench suites\n"
+            "  ra3bench run --suite humaneval+ --model smollm2-135m --limit 10\n"
             "  ra3bench run --suite humaneval+ --model reference --limit 10\n"
             "  ra3bench evaluate --suite humaneval+ --samples samples.jsonl\n"
             "  ra3bench sandbox build --offline\n"

