@@ -232,6 +232,34 @@ class OpenAIBackend(GenerationBackend):
             record["served_model"] = self.served_model
         return record
 
+    def check(self, suite: Any, problems: list[Any]) -> None:
+        """Before the run folder is made: the server answers, the key is accepted, and the model is
+        among those ``GET /models`` lists (servers without that endpoint are not held to it)."""
+        httpx = _httpx()
+        url = self.base_url + "/models"
+        try:
+            response = httpx.get(url, headers=self.headers(), timeout=min(self.timeout_s, 30.0))
+        except httpx.HTTPError as exc:
+            raise GenerationError(
+                f"cannot reach {self.base_url} ({type(exc).__name__}); is the server running?"
+            ) from None
+        if response.status_code in (401, 403):
+            raise UsageError(
+                f"{self.base_url} refused the API key ({response.status_code}); check OPENAI_API_KEY / --api-key"
+            )
+        try:
+            items = response.json().get("data") if response.status_code == 200 else None
+        except ValueError:
+            items = None
+        if isinstance(items, list):
+            served = [str(i["id"]) for i in items if isinstance(i, dict) and "id" in i]
+            if served and self.model not in served:
+                offered = ", ".join(served[:20]) + (f" (and {len(served) - 20} more)" if len(served) > 20 else "")
+                raise UsageError(
+                    f"model {self.model!r} is not served at {self.base_url}; it serves: {offered}"
+                    " (pass one of them as --model)"
+                )
+
     def generate(self, prompts: list[Prompt], n: int) -> list[list[Completion]]:
         if not prompts:
             return []

@@ -388,3 +388,4 @@ def test_the_command_line_says_which_models_the_server_has(tmp_path, capsys):
     lines = [line for line in err.splitlines() if line.startswith("ra3bench: error:")]
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert "model 'qwen' is not served" in lines[0] and "Qwen/Qwen2.5-Coder-7B-Instruct" in lines[0]
+    assert not (tmp_path / "r").exists()  # refused before the run folder is made
