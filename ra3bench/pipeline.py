@@ -314,6 +314,7 @@ class SampleFeed:
         self._stopping = threading.Event()
         self.finished = False
         self.error: BaseException | None = None
+        self._held: list[Sample] = []  # taken off the queue by wait(), handed out by the next drain()
         self._thread = threading.Thread(target=self._run, args=(iter(samples),), daemon=True, name="sample-feed")
         self._thread.start()
 
@@ -329,7 +330,7 @@ class SampleFeed:
             self._queue.put(_END)
 
     def drain(self) -> list[Sample]:
-        items = []
+        items, self._held = self._held, []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -346,7 +347,10 @@ class SampleFeed:
             item = self._queue.get(timeout=timeout)
         except queue.Empty:
             return
-        self._queue.put(item)  # order among items does not matter: pending is re-sorted
+        if item is _END:
+            self.finished = True
+        else:
+            self._held.append(item)
 
     def stop(self) -> None:
         self._stopping.set()
