@@ -20,7 +20,8 @@ CHAT_TEMPLATE = (
 _CORPUS = [
     "def add(a, b):\n    return a + b\n",
     "def is_even(n: int) -> bool:\n    return n % 2 == 0\n",
-    "from typing import List\n\n\ndef total(xs: List[int]) -> int:\n    s = 0\n    for x in xs:\n        s += x\n    return s\n",
+    "from typing import List\n\n\ndef total(xs: List[int]) -> int:\n    s = 0\n",
+    "    for x in xs:\n        s += x\n    return s\n",
     "class Solution:\n    def solve(self, nums):\n        return sorted(nums)\n",
     "import sys\nprint(sum(map(int, sys.stdin.read().split())))\n",
     '"""Return the maximum of a list."""\nwhile True:\n    break\nif x > y:\n    pass\nelse:\n    pass\n',

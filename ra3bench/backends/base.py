@@ -28,6 +28,7 @@ class Backend(abc.ABC):
 
     def check(self, suite: Suite, problems: list[Problem]) -> None:
         """Refuse (UsageError) what cannot run, before the run folder is made; default: nothing."""
+        return None
 
     def describe(self) -> dict:
         """What the manifest records: model, generation parameters, file hashes."""
