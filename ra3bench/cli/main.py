@@ -43,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except Ra3benchError as exc:
-        print(f"ra3bench: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a ConfigError holds one problem per line
+            print(f"ra3bench: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ra3bench: interrupted; run the same command again to resume", file=sys.stderr)
