@@ -46,22 +46,17 @@ def execute(
     folder = RunFolder(args.out or default_run_dir(suite.name, backend.run_name()))
     with make_sandbox(args.sandbox, args.workers) as sandbox:
         expectations = load_or_compute(suite, sandbox, problems, limits=settings.limits)
-        manifest = {
-            "run_id": uuid.uuid4().hex[:12],
-            "created": now_iso(),
-            "command": " ".join(["ra3bench", *sys.argv[1:]]),
-            "code": code_version(),
-            "suite": suite.describe(),
-            "model": backend.describe(),
-            "n": n,
-            "tasks": [p.task_id for p in problems],
-            "selection": selection_record(filters, problems),
-            "settings": settings.describe(),
-            "scoring": {"include_unverifiable": args.include_unverifiable},
-            "sandbox": sandbox.describe(),
-            "expected_outputs": {"key": expectations.key, "sha256": expectations.sha256},
-            "host": host_info(),
-        }
+        manifest = run_manifest(
+            suite=suite,
+            backend=backend,
+            n=n,
+            problems=problems,
+            selection=selection_record(filters, problems),
+            settings=settings,
+            include_unverifiable=args.include_unverifiable,
+            sandbox=sandbox,
+            expectations=expectations,
+        )
         folder.open(manifest)
         evaluator = Evaluator(suite, sandbox, expectations, settings)
         generated = samples is None
@@ -85,6 +80,39 @@ def execute(
             cache.close()
     print_summary(summary, folder.root)
     return 0
+
+
+def run_manifest(
+    *,
+    suite,
+    backend: Backend,
+    n: int,
+    problems: list,
+    selection: dict,
+    settings,
+    include_unverifiable: bool,
+    sandbox,
+    expectations,
+    **extra,
+) -> dict:
+    """What a run folder's manifest.json records: everything that produced its numbers."""
+    return {
+        "run_id": uuid.uuid4().hex[:12],
+        "created": now_iso(),
+        "command": " ".join(["ra3bench", *sys.argv[1:]]),
+        "code": code_version(),
+        "suite": suite.describe(),
+        "model": backend.describe(),
+        "n": n,
+        "tasks": [p.task_id for p in problems],
+        "selection": selection,
+        "settings": settings.describe(),
+        "scoring": {"include_unverifiable": include_unverifiable},
+        "sandbox": sandbox.describe(),
+        "expected_outputs": {"key": expectations.key, "sha256": expectations.sha256},
+        "host": host_info(),
+        **extra,
+    }
 
 
 def resumed_then_generated(folder: RunFolder, backend: Backend, suite, problems: list, n: int) -> Iterator[Sample]:

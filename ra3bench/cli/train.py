@@ -1,0 +1,61 @@
+"""`ra3bench train`: a mid-training method, measured by the harness along the way."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLES = """\
+examples:
+  # NTP on the MBPP training split, SmolLM2-135M, MBPP+ (50 problems, n=4) every 25 steps
+  ra3bench train --trainer ntp --config examples/train/ntp_smollm2.yaml
+  # the same, a quick dry run with a random tiny model
+  ra3bench train --trainer ntp --config examples/train/ntp_smollm2.yaml model.name=tiny-random \\
+      trainer.steps=10 eval.every=5 eval.limit=3 eval.n=1 run.out=results/dry
+  # continue a run that was killed, from its newest checkpoint
+  ra3bench train --trainer ntp --config examples/train/ntp_smollm2.yaml run.out=results/ntp --resume
+  # a trainer that is not registered
+  ra3bench train --trainer mypkg.method:MyTrainer --config my.yaml
+Config precedence: the trainer's defaults < the YAML file < key=value overrides (dotted keys).
+"""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train",
+        help="train with a mid-training method; evaluate on a schedule; draw pass@k vs step",
+        description="Run a trainer plugin. The model is evaluated at step 0, every eval.every steps and at "
+        "the end, through the same pipeline and sandbox as `ra3bench run`; curve.jsonl and curves.png "
+        "land in the run folder.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--trainer", required=True, help="a registered name (`ra3bench plugins`) or package.module:Class"
+    )
+    parser.add_argument(
+        "--config", type=Path, default=None, help="YAML file (sections: model, data, eval, run, trainer)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="folder with the data files (default: $RA3BENCH_DATA_DIR, cache)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the run in run.out from its newest checkpoint")
+    parser.add_argument("--check", action="store_true", help="check the config and print it resolved; train nothing")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.lr=1e-4")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from ra3bench.training.runner import load_train_config, train
+
+    if args.check:
+        import yaml
+
+        from ra3bench.config import config_to_dict
+
+        _, config = load_train_config(args.trainer, args.config, args.overrides)
+        print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
+        return 0
+    run_dir = train(args.trainer, args.config, args.overrides, resume=args.resume, data_dir=args.data_dir)
+    print(f"run folder: {run_dir} (curve.jsonl, curves.png, manifest.json)")
+    return 0

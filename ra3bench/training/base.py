@@ -1,0 +1,106 @@
+"""The trainer contract: what a mid-training method implements, and what ra3bench gives it.
+
+A trainer is a class with a ``name``, a ``Config`` dataclass (its own knobs, the ``trainer:``
+section of the YAML) and ``train(ctx)``. It is registered with ``@TRAINERS.register("name")``
+in-tree, through the ``ra3bench.trainers`` entry-point group by a plugin package, or named as
+``package.module:Class`` on the command line. It uses only what :class:`TrainContext` offers:
+
+* ``ctx.model`` / ``ctx.tokenizer``: loaded from ``model.name`` (a preset, a folder, a Hub id or
+  ``tiny-random``), with LoRA adapters when ``model.lora`` is set;
+* ``ctx.examples``: the training data (:class:`TrainingExample`), from ``data.source``;
+* ``ctx.log(step, **metrics)``: one line of ``curve.jsonl`` (loss, learning rate, anything);
+* ``ctx.evaluate(step, tokens_seen)``: the configured schedule's evaluation, when due (step 0,
+  every ``eval.every`` steps, and the last step), through the same pipeline and sandbox as
+  `ra3bench run`, on the in-memory model; its time is logged apart from training time;
+* ``ctx.save_checkpoint(step, state)`` / ``ctx.resume_state()``: model + trainer state
+  (optimizer, scheduler, RNG, data position) so that ``--resume`` continues the same run.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ra3bench.registry import Registry
+
+if TYPE_CHECKING:
+    from ra3bench.training.context import TrainContext
+
+
+@dataclass
+class TrainingExample:
+    """One training trace: ``prompt`` (context, no loss) then ``code`` (the expert's tokens)."""
+
+    prompt: str
+    code: str
+    source_id: str = ""  # e.g. "Mbpp/601", a file path: for contamination checks and the manifest
+
+
+@dataclass
+class LoraConfig:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny-random"  # preset | local folder | .gguf | Hub id | tiny-random
+    dtype: str = "auto"  # auto (float32 on CPU) | float32 | bfloat16
+    device: str = "cpu"
+    lora: LoraConfig | None = None
+
+
+@dataclass
+class DataConfig:
+    source: str = "mbpp-train"  # mbpp-train | jsonl | py-folder
+    path: str = ""  # jsonl: the file; py-folder: the folder ("stdlib": this Python's standard library)
+    max_examples: int = 0  # 0: all
+    max_length: int = 512  # tokens per training sequence (prompt + code), longer ones are cut
+    shuffle_seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    suites: list[str] = field(default_factory=lambda: ["mbpp+"])
+    every: int = 50  # evaluate every N optimizer steps (and at step 0 and at the end); 0: only 0 and end
+    limit: int = 50  # the first N problems of each suite (a fixed subset), 0: all
+    n: int = 4
+    k: list[int] = field(default_factory=lambda: [1])
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 384
+    batch_size: int = 16
+    seed: int = 0
+    sandbox: str = "auto"
+    workers: int = 0  # 0: one per core
+    prompt_style: str = "auto"
+    exclude_training_tasks: bool = True  # drop eval problems whose task id is in the training data
+
+
+@dataclass
+class RunConfig:
+    out: str = ""  # run folder; "": results/train-<trainer>-<time>
+    seed: int = 0
+    log_every: int = 1
+    save_every: int = 0  # checkpoint every N steps (0: only at the end)
+    tensorboard: bool = False
+
+
+class Trainer(abc.ABC):
+    """A mid-training method. Subclasses set ``name``, ``Config`` and implement :meth:`train`."""
+
+    name: ClassVar[str] = "?"
+    Config: ClassVar[type] = object  # a dataclass of the trainer's own knobs
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    @abc.abstractmethod
+    def train(self, ctx: TrainContext) -> None:
+        """Run the method; call ``ctx.evaluate`` after each optimizer step and ``ctx.log``."""
+
+
+TRAINERS: Registry[type[Trainer]] = Registry("trainer")

@@ -1,0 +1,159 @@
+"""The evaluation schedule of a training run: the same pipeline and sandbox as `ra3bench run`.
+
+Each evaluation generates with the in-memory model (the ``hf`` backend given the model and
+tokenizer objects), judges in a sandbox kept warm for the whole run, and writes an ordinary
+run folder (``evals/step-000050/mbppplus/``, with its manifest), so every point of the curve
+traces back to its samples, verdicts, data hashes and limits. The verdict cache is on: a
+program the model writes again is not run again.
+
+The problems are fixed for the whole run (the first ``limit`` of each suite, after dropping
+the suite's problems whose task id is in the training data, when ``exclude_training_tasks``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ra3bench.backends.base import GenerationParams
+from ra3bench.cli.common import selection_record
+from ra3bench.cli.execute import run_manifest
+from ra3bench.expected import Expectations, load_or_compute
+from ra3bench.paths import cache_root
+from ra3bench.pipeline import EvalSettings, Evaluator, run_pipeline
+from ra3bench.prompts import PromptStyle
+from ra3bench.results import RunFolder
+from ra3bench.sandbox import make_sandbox
+from ra3bench.sandbox.base import Sandbox
+from ra3bench.suites import get_suite
+from ra3bench.suites.base import Problem, Suite
+from ra3bench.training.base import EvalConfig
+from ra3bench.verdict_cache import VerdictCache
+
+
+@dataclass
+class SuitePlan:
+    suite: Suite
+    problems: list[Problem]
+    excluded: list[str]  # task ids dropped because the training data holds them
+    expectations: Expectations | None = None
+
+
+class EvalSchedule:
+    """When to evaluate, on what, and the evaluation itself."""
+
+    def __init__(
+        self, config: EvalConfig, total_steps: int, training_ids: set[str], data_dir: Path | None = None
+    ) -> None:
+        self.config = config
+        self.total_steps = total_steps
+        self.settings = EvalSettings()
+        self.plans: list[SuitePlan] = []
+        for name in config.suites:
+            suite = get_suite(name, None, data_dir)
+            problems = suite.problems()
+            excluded = [p.task_id for p in problems if p.task_id in training_ids]
+            if config.exclude_training_tasks:
+                problems = [p for p in problems if p.task_id not in training_ids]
+            if config.limit:
+                problems = problems[: config.limit]
+            self.plans.append(SuitePlan(suite, problems, excluded if config.exclude_training_tasks else []))
+        self._sandbox: Sandbox | None = None
+        self._cache: VerdictCache | None = None
+
+    def due(self, step: int) -> bool:
+        """Step 0, every ``every`` steps, and the last step."""
+        every = self.config.every
+        return step == 0 or step == self.total_steps or (every > 0 and step % every == 0)
+
+    def describe(self) -> dict:
+        return {
+            "config": {**self.config.__dict__},
+            "suites": {
+                plan.suite.name: {
+                    **selection_record({"limit": self.config.limit}, plan.problems),
+                    "excluded_training_tasks": plan.excluded,
+                }
+                for plan in self.plans
+            },
+            "settings": self.settings.describe(),
+        }
+
+    def open(self) -> None:
+        """Start the sandbox once for the whole run and compute the expected outputs up front."""
+        workers = self.config.workers or None
+        self._sandbox = make_sandbox(self.config.sandbox, workers)
+        self._sandbox.__enter__()
+        for plan in self.plans:
+            plan.expectations = load_or_compute(plan.suite, self._sandbox, plan.problems, limits=self.settings.limits)
+        self._cache = VerdictCache(cache_root() / "verdicts.sqlite")
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+        if self._sandbox is not None:
+            self._sandbox.__exit__(None, None, None)
+        self._sandbox = self._cache = None
+
+    def run(self, model: Any, tokenizer: Any, folder: Path, label: str) -> list[dict]:
+        """Evaluate the model on every suite; one summary per suite (with ``run_dir`` and timing)."""
+        from ra3bench.backends.hf import HFBackend
+
+        if self._sandbox is None:
+            self.open()
+        assert self._sandbox is not None and self._cache is not None
+        cfg = self.config
+        params = GenerationParams(
+            temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed
+        )
+        was_training = model.training
+        model.eval()
+        device = str(next(model.parameters()).device)
+        backend = HFBackend(
+            (model, tokenizer),
+            params,
+            PromptStyle.parse(cfg.prompt_style),
+            batch_size=cfg.batch_size,
+            device=device,
+            model_label=label,
+        )
+        summaries = []
+        try:
+            for plan in self.plans:
+                started = time.perf_counter()
+                run_folder = RunFolder(folder / plan.suite.name.replace("+", "plus"))
+                assert plan.expectations is not None
+                run_folder.open(
+                    run_manifest(
+                        suite=plan.suite,
+                        backend=backend,
+                        n=cfg.n,
+                        problems=plan.problems,
+                        selection=selection_record({"limit": cfg.limit}, plan.problems),
+                        settings=self.settings,
+                        include_unverifiable=False,
+                        sandbox=self._sandbox,
+                        expectations=plan.expectations,
+                        training_checkpoint=label,
+                    )
+                )
+                summary = run_pipeline(
+                    suite=plan.suite,
+                    problems=plan.problems,
+                    samples=backend.samples(plan.suite, plan.problems, cfg.n),
+                    evaluator=Evaluator(plan.suite, self._sandbox, plan.expectations, self.settings),
+                    folder=run_folder,
+                    cache=self._cache,
+                    ks=list(cfg.k),
+                    expected_samples=len(plan.problems) * cfg.n,
+                    generated=True,
+                )
+                summary["run_dir"] = str(run_folder.root)
+                summary["eval_time_s"] = time.perf_counter() - started
+                summaries.append(summary)
+        finally:
+            if was_training:
+                model.train()
+        return summaries

@@ -1,0 +1,191 @@
+"""`ra3bench train`: resolve the trainer, check the whole config, then load and train.
+
+Every config error (unknown key, wrong type, unknown trainer, suite or data source) is found
+before anything heavy starts and reported together, one line each (exit 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib
+from pathlib import Path
+from typing import Any
+
+from ra3bench.config import ConfigError, load_config, save_config
+from ra3bench.errors import UsageError
+from ra3bench.training.base import TRAINERS, DataConfig, EvalConfig, ModelConfig, RunConfig, Trainer
+
+DATA_SOURCES = ("mbpp-train", "jsonl", "py-folder")
+
+
+def resolve_trainer(spec: str) -> type[Trainer]:
+    """A registered name, or ``package.module:Class`` (no registration needed)."""
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise UsageError(f"trainer {spec!r} cannot be imported ({type(exc).__name__}: {exc})") from None
+    else:
+        cls = TRAINERS.get(spec)
+    if not (isinstance(cls, type) and issubclass(cls, Trainer)):
+        raise UsageError(f"trainer {spec!r} is not a ra3bench.training.Trainer subclass")
+    if not dataclasses.is_dataclass(cls.Config):
+        raise UsageError(f"trainer {spec!r}: its Config must be a dataclass")
+    return cls
+
+
+def config_schema(trainer_config: type | None) -> type:
+    """The whole config: the core's sections plus the trainer's own (``trainer:``)."""
+    fields: list[Any] = [
+        ("model", ModelConfig, dataclasses.field(default_factory=ModelConfig)),
+        ("data", DataConfig, dataclasses.field(default_factory=DataConfig)),
+        ("eval", EvalConfig, dataclasses.field(default_factory=EvalConfig)),
+        ("run", RunConfig, dataclasses.field(default_factory=RunConfig)),
+    ]
+    if trainer_config is not None:
+        fields.append(("trainer", trainer_config, dataclasses.field(default_factory=trainer_config)))
+    return dataclasses.make_dataclass("TrainConfig", fields)
+
+
+def load_train_config(trainer_spec: str, config_path: Path | None, overrides: list[str]) -> tuple[type[Trainer], Any]:
+    errors: list[str] = []
+    trainer_cls: type[Trainer] | None = None
+    try:
+        trainer_cls = resolve_trainer(trainer_spec)
+    except UsageError as exc:
+        errors.append(str(exc))
+    data = _read_yaml(config_path) if config_path else {}
+    if trainer_cls is None:  # still check every other section
+        data = {k: v for k, v in data.items() if k != "trainer"}
+        overrides = [o for o in overrides if not o.startswith("trainer.")]
+    config = None
+    try:
+        config = load_config(config_schema(trainer_cls.Config if trainer_cls else None), None, overrides, data=data)
+    except ConfigError as exc:
+        errors.extend(exc.errors)
+    if config is not None:
+        errors.extend(semantic_errors(config))
+    else:  # the names can still be checked where the file or an override gives them
+        errors.extend(name_errors(_raw(data, overrides, "eval.suites"), _raw(data, overrides, "data.source")))
+    if errors:
+        raise ConfigError(errors)
+    assert trainer_cls is not None
+    return trainer_cls, config
+
+
+def semantic_errors(config: Any) -> list[str]:
+    """What a type check cannot see: names that must exist, paths a source needs."""
+    errors = name_errors(config.eval.suites, config.data.source)
+    if config.data.source in ("jsonl", "py-folder") and not config.data.path:
+        errors.append(f"data.path: the {config.data.source} source needs a path")
+    if config.eval.n < 1 or any(k < 1 or k > config.eval.n for k in config.eval.k):
+        errors.append(f"eval.k: every k must be between 1 and eval.n ({config.eval.n})")
+    return errors
+
+
+def name_errors(suites: Any, source: Any) -> list[str]:
+    """Unknown suite names and data sources (whatever of them is a well-typed value)."""
+    from ra3bench.suites import SUITES
+
+    errors = []
+    known = SUITES.names()
+    for name in suites if isinstance(suites, list) else []:
+        if isinstance(name, str) and name not in known:
+            errors.append(f"eval.suites: unknown suite {name!r}; known: {', '.join(known)}")
+    if isinstance(source, str) and source not in DATA_SOURCES:
+        errors.append(f"data.source: unknown source {source!r}; known: {', '.join(DATA_SOURCES)}")
+    return errors
+
+
+def _raw(data: dict, overrides: list[str], dotted: str) -> Any:
+    """The value the file or the last override gives ``dotted`` (None if neither does)."""
+    import yaml
+
+    value: Any = data
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if sep and key.strip() == dotted:
+            try:
+                value = yaml.safe_load(text)
+            except yaml.YAMLError:
+                value = text
+            if dotted == "eval.suites" and isinstance(value, str):
+                value = [v.strip() for v in value.split(",")]
+    return value
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError([f"config file {path}: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError([f"config file {path} is not valid YAML{where}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"config file {path}: the top level must be a mapping of sections"])
+    return data
+
+
+def train(
+    trainer_spec: str,
+    config_path: Path | None,
+    overrides: list[str],
+    *,
+    resume: bool = False,
+    data_dir: Path | None = None,
+) -> Path:
+    """Check the config, build the context, run the trainer; the run folder."""
+    from ra3bench.training.context import TrainContext, base_manifest, load_training_model, seed_everything
+    from ra3bench.training.data import data_record, load_examples, training_task_ids
+    from ra3bench.training.evaluation import EvalSchedule
+
+    trainer_cls, config = load_train_config(trainer_spec, config_path, overrides)
+    run_dir = Path(config.run.out) if config.run.out else default_train_dir(trainer_cls.name)
+    if resume and not (run_dir / "config.yaml").exists():
+        raise UsageError(f"--resume: {run_dir} holds no training run; give its folder with run.out=DIR")
+    if not resume and (run_dir / "curve.jsonl").exists():
+        raise UsageError(f"{run_dir} already holds a training run; add --resume to continue it, or pick run.out")
+    examples = load_examples(config.data, data_dir)
+    seed_everything(config.run.seed)
+    model, tokenizer, model_record = load_training_model(config.model, config.run.seed)
+    steps = int(getattr(config.trainer, "steps", 0))
+    schedule = EvalSchedule(config.eval, steps, training_task_ids(examples), data_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+    name = trainer_spec if ":" in trainer_spec else trainer_cls.name
+    manifest = base_manifest(name, _plain(config), model_record, data_record(config.data, examples, data_dir), schedule)
+    ctx = TrainContext(
+        config=config,
+        trainer_name=name,
+        run_dir=run_dir,
+        model=model,
+        tokenizer=tokenizer,
+        examples=examples,
+        schedule=schedule,
+        manifest=manifest,
+        resume=resume,
+    )
+    try:
+        trainer_cls(config.trainer).train(ctx)
+        ctx.evaluate(steps, force=False)  # the end point, if the trainer did not ask for it
+    finally:
+        ctx.close()
+    return run_dir
+
+
+def default_train_dir(trainer: str) -> Path:
+    return Path("results") / f"train-{trainer}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _plain(config: Any) -> dict:
+    from ra3bench.config import config_to_dict
+
+    return config_to_dict(config)

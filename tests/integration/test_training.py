@@ -1,0 +1,175 @@
+"""The training core on CPU with a tiny config model: NTP learns, the curve is complete, resume
+reproduces an uninterrupted run, plugins from outside register, config errors come all at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from ra3bench_ntp import NTPTrainer
+
+from ra3bench.cli.main import main
+from ra3bench.training.runner import train
+
+REPO = Path(__file__).resolve().parents[2]
+STEPS = 24
+QUICK = [
+    "model.name=tiny-random",
+    "data.max_examples=32",
+    "data.max_length=128",
+    f"trainer.steps={STEPS}",
+    "trainer.batch_size=4",
+    "trainer.lr=3e-3",
+    "trainer.warmup_steps=2",
+    "eval.every=10",
+    "eval.limit=2",
+    "eval.n=1",
+    "eval.max_new_tokens=8",
+    "eval.sandbox=local",
+    "eval.workers=2",
+]
+
+
+@pytest.fixture
+def private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("RA3BENCH_OFFLINE", "1")
+    monkeypatch.setenv("RA3BENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "training-cache"))
+
+
+def curve(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "curve.jsonl").read_text().splitlines()]
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    return {p["step"]: p["loss"] for p in curve(run_dir) if p["kind"] == "train"}
+
+
+def test_ntp_learns_and_is_measured_at_0_every_n_and_the_end(private_cache, tmp_path):
+    run_dir = train("ntp", None, [*QUICK, f"run.out={tmp_path / 'run'}"])
+    loss = losses(run_dir)
+    assert sorted(loss) == list(range(1, STEPS + 1))
+    first, last = sum(loss[s] for s in (1, 2, 3)) / 3, sum(loss[s] for s in (22, 23, 24)) / 3
+    assert last < first - 0.5, (first, last)
+    evals = [p for p in curve(run_dir) if p["kind"] == "eval"]
+    assert sorted({p["step"] for p in evals}) == [0, 10, 20, 24]
+    assert {(p["suite"], p["group"], p["k"]) for p in evals} == {("mbpp+", "base", 1), ("mbpp+", "plus", 1)}
+    for point in evals:  # each point traces back to an ordinary run folder with its manifest
+        manifest = json.loads((run_dir / point["run_dir"] / "manifest.json").read_text())
+        assert manifest["training_checkpoint"] == f"ntp@step{point['step']}"
+        assert manifest["suite"]["suite"] == "mbpp+" and len(manifest["tasks"]) == 2
+        assert point["eval_time_s"] > 0
+    # evaluation time is not training time: the train clock does not jump at evaluations
+    assert (run_dir / "curves.png").stat().st_size > 10_000
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["trainer"] == "ntp" and manifest["data"]["source"] == "mbpp-train"
+    assert manifest["train_time_s"] > 0 and manifest["eval_time_s"] > 0
+    # MBPP+ problems that are in the MBPP training split are never evaluated
+    excluded = manifest["evaluation"]["suites"]["mbpp+"]["excluded_training_tasks"]
+    tasks = json.loads((run_dir / "evals/step-000000/mbppplus/manifest.json").read_text())["tasks"]
+    assert not set(excluded) & set(tasks)
+    assert (run_dir / "config.yaml").read_text().count("steps: 24") == 1
+
+
+class DiesAtStep13(NTPTrainer):
+    """NTP killed after its step-12 checkpoint, as a machine going down would."""
+
+    def train(self, ctx):
+        log = ctx.log
+
+        def dying_log(step, tokens_seen, **metrics):
+            if step == 13:
+                raise KeyboardInterrupt
+            log(step, tokens_seen, **metrics)
+
+        ctx.log = dying_log
+        super().train(ctx)
+
+
+def test_resuming_from_a_mid_run_checkpoint_reaches_the_same_loss(private_cache, tmp_path):
+    straight = train("ntp", None, [*QUICK, f"run.out={tmp_path / 'straight'}"])
+    overrides = [*QUICK, f"run.out={tmp_path / 'resumed'}", "run.save_every=12"]
+    with pytest.raises(KeyboardInterrupt):
+        train(f"{__name__}:DiesAtStep13", None, overrides)
+    assert (tmp_path / "resumed/checkpoints/LATEST").read_text().strip() == "step-000012"
+    resumed = train("ntp", None, overrides, resume=True)
+    expected, got = losses(straight), losses(resumed)
+    assert sorted(got) == sorted(expected)  # no step twice, none missing
+    assert got[STEPS] == pytest.approx(expected[STEPS], abs=1e-4)
+    assert got[13] == pytest.approx(expected[13], abs=1e-4)  # the first step after the resume
+    steps = [p["step"] for p in curve(resumed) if p["kind"] == "eval" and p["group"] == "base"]
+    assert steps == [0, 10, 20, 24]
+
+
+def test_config_errors_come_one_line_each_all_at_once(capsys, tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model:\n  nmae: x\neval:\n  suites: [mbpp+, humaneval-pp]\ntrainer:\n  lr: fast\n")
+    code = main(["train", "--trainer", "ntp", "--config", str(config), "eval.n=many", "data.source=web"])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2 and "Traceback" not in err
+    assert all(line.startswith("ra3bench: error: ") for line in lines)
+    for needle in ("model.nmae", "did you mean 'name'", "trainer.lr", "eval.n", "humaneval-pp", "data.source"):
+        assert sum(needle in line for line in lines) == 1, (needle, lines)
+    code = main(["train", "--trainer", "nttp", "--config", str(config)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and any("unknown trainer 'nttp'" in line and "did you mean 'ntp'" in line for line in lines)
+    assert any("model.nmae" in line for line in lines)  # the rest is still checked
+
+
+def test_a_plugin_from_outside_registers_and_trains_through_the_cli(private_cache, tmp_path):
+    """plugins/example (the README's example) installed with pip, plus a broken plugin beside it."""
+    source = tmp_path / "example"
+    shutil.copytree(REPO / "plugins" / "example", source, ignore=shutil.ignore_patterns("*.egg-info", "build"))
+    broken = tmp_path / "broken"
+    (broken / "ra3bench_broken").mkdir(parents=True)
+    (broken / "ra3bench_broken" / "__init__.py").write_text("raise ImportError('needs a GPU library')\n")
+    (broken / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "ra3bench-broken"\nversion = "0.1"\n'
+        '[project.entry-points."ra3bench.trainers"]\nbroken = "ra3bench_broken:Trainer"\n'
+        '[tool.setuptools]\npackages = ["ra3bench_broken"]\n'
+    )
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*pip, str(source), str(broken)], check=True, capture_output=True)
+    try:
+        env = {**os.environ}
+        listed = subprocess.run(
+            [sys.executable, "-m", "ra3bench", "plugins"], capture_output=True, text=True, env=env, check=True
+        )
+        rows = {line.split("|")[2].strip(): line for line in listed.stdout.splitlines() if line.count("|") > 3}
+        assert "ra3bench-example" in rows["last-layers"] and "ok" in rows["last-layers"]
+        assert "BROKEN" in rows["broken"] and "needs a GPU library" in rows["broken"]
+        assert "ok" in rows["ntp"]  # the broken one took nothing down
+        out = tmp_path / "run"
+        quick = [o for o in QUICK if not o.startswith("trainer.")] + ["trainer.steps=4", "eval.every=2"]
+        done = subprocess.run(
+            [sys.executable, "-m", "ra3bench", "train", "--trainer", "last-layers", *quick, f"run.out={out}"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert sorted(losses(out)) == [1, 2, 3, 4]
+        assert sorted({p["step"] for p in curve(out) if p["kind"] == "eval"}) == [0, 2, 4]
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "uninstall", "-y", "-q", "ra3bench-example", "ra3bench-broken"],
+            capture_output=True,
+        )
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "examples" / "train").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    from ra3bench.training.runner import load_train_config
+
+    trainer = path.stem.split("_")[0]
+    _, config = load_train_config(trainer, path, [])
+    assert config.eval.suites and config.trainer.steps > 0
