@@ -173,3 +173,20 @@ def test_every_shipped_config_loads(path):
     trainer = path.stem.split("_")[0]
     _, config = load_train_config(trainer, path, [])
     assert config.eval.suites and config.trainer.steps > 0
+
+
+def test_lora_trains_only_the_adapters_and_resumes(private_cache, tmp_path):
+    quick = [o for o in QUICK if not o.startswith(("trainer.steps", "eval.every"))]
+    overrides = [*quick, "trainer.steps=4", "eval.every=0", "model.lora.r=4", "run.save_every=2"]
+    overrides.append(f"run.out={tmp_path / 'lora'}")
+    run_dir = train("ntp", None, overrides)
+    checkpoint = run_dir / "checkpoints" / "step-000004"
+    assert (checkpoint / "adapter_model.safetensors").exists()
+    assert not list(checkpoint.glob("model*.safetensors"))  # the base weights are not copied
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["model"]["lora"]["r"] == 4
+    before = losses(run_dir)
+    (run_dir / "checkpoints" / "LATEST").write_text("step-000002\n")  # as if killed after step 2
+    resumed = losses(train("ntp", None, overrides, resume=True))
+    assert sorted(resumed) == [1, 2, 3, 4]
+    assert resumed[4] == pytest.approx(before[4], abs=1e-4)
