@@ -47,8 +47,11 @@ def progress_bars(totals: dict[str, int]) -> Iterator[dict[str, Advance]]:
         def advancer(task_id) -> Advance:
             def advance(n: int = 1) -> None:
                 progress.advance(task_id, n)
-                speed = progress._tasks[task_id].speed
-                progress.update(task_id, rate=f"{speed:.2f}/s" if speed else "")
+                task = progress._tasks[task_id]
+                # the mean since the start: work arrives in bursts (a batch of samples), which
+                # makes rich's short-window speed swing wildly
+                elapsed = task.elapsed or 0.0
+                progress.update(task_id, rate=f"{task.completed / elapsed:.2f}/s" if elapsed > 0 else "")
 
             return advance
 
