@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from ra3bench import __version__
-from ra3bench.cli import evaluate, models, plugins, run, sandbox, suites, train
+from ra3bench.cli import compare, evaluate, models, plugins, report, run, sandbox, suites, train
 from ra3bench.errors import Ra3benchError
 
-SUBCOMMANDS = (run, evaluate, train, suites, models, plugins, sandbox)
+SUBCOMMANDS = (run, evaluate, train, compare, report, suites, models, plugins, sandbox)
 
 
 def build_parser() -> argparse.ArgumentParser:
