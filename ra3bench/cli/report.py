@@ -1,0 +1,108 @@
+"""`ra3bench report`: report.md and a self-contained report.html for one or more runs."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+EXAMPLES = """\
+examples:
+  # one evaluation run: pass@k with intervals, status breakdown, by difficulty/date where the suite has them
+  ra3bench report results/humanevalplus-smollm2-135m-20250101-120000
+  # several runs side by side, named in the report
+  ra3bench report base=results/lcb-base candidate=results/lcb-ra3 --out results/report-lcb
+  # training runs (folders with curve.jsonl) overlaid, a base model's evaluation as a reference level
+  ra3bench report NTP=results/train-ntp RA3=results/train-ra3 base=results/mbppplus-base --threshold 30
+The report is written to DIR/report.md (figures in DIR/plots/) and DIR/report.html (figures embedded).
+"""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="report.md + self-contained report.html (tables and plots) for run folders",
+        description="Write a report of evaluation runs (pass@k with 95%% intervals, the status of every sample, "
+        "pass@1 by difficulty and contest date where the suite's problems have them) and of training runs "
+        "(curves overlaid, with AUC, steps to a threshold and final value).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "runs", nargs="+", metavar="RUN", help="run folder, training run folder or folder of run folders; LABEL=PATH"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default: results/report-<time>)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="training runs: the pass@k level (%%) for 'steps to threshold' (default: the highest level every "
+        "run reaches)",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="suite data, for difficulty/date (default: $RA3BENCH_DATA_DIR)"
+    )
+    parser.add_argument("--title", default="ra3bench report", help="the HTML page title")
+    parser.set_defaults(handler=handle)
+
+
+def parse_runs(specs: list[str]) -> tuple[list, dict[str, list[dict]]]:
+    """(evaluation runs, training curves by label) from RUN arguments; labels made unique."""
+    from ra3bench.errors import UsageError
+    from ra3bench.report.base import find_runs, is_training_run
+    from ra3bench.training.curves import read_curve
+
+    eval_runs, curves, seen = [], {}, set()
+
+    def unique(label: str) -> str:
+        base, i = label, 2
+        while label in seen:
+            label, i = f"{base}-{i}", i + 1
+        seen.add(label)
+        return label
+
+    for spec in specs:
+        label, sep, path_text = spec.partition("=")
+        if not sep or Path(spec).exists():
+            label, path_text = "", spec
+        path = Path(path_text)
+        if not path.exists():
+            raise UsageError(f"{path}: no such run folder")
+        if is_training_run(path):
+            curve = read_curve(path)
+            if not curve:
+                raise UsageError(f"{path}/curve.jsonl is empty")
+            curves[unique(label or path.name)] = curve
+            continue
+        runs = find_runs(path)
+        for run in runs:
+            run.label = unique(label if label and len(runs) == 1 else (f"{label}/{run.label}" if label else run.label))
+        eval_runs += runs
+    return eval_runs, curves
+
+
+def handle(args: argparse.Namespace) -> int:
+    from ra3bench.cli.common import env_default_data_dir
+    from ra3bench.errors import UsageError
+    from ra3bench.report.build import build_report
+    from ra3bench.report.html import render_html
+    from ra3bench.report.markdown import render_markdown
+
+    if args.threshold is not None and not 0 <= args.threshold <= 100:
+        raise UsageError(f"--threshold is a percentage between 0 and 100, got {args.threshold}")
+    eval_runs, curves = parse_runs(args.runs)
+    out = args.out or Path("results") / f"report-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --out {out}: {exc}") from None
+    threshold = None if args.threshold is None else args.threshold / 100
+    blocks = build_report(
+        eval_runs, curves, out / "plots", threshold=threshold, data_dir=env_default_data_dir(args.data_dir)
+    )
+    (out / "report.md").write_text(render_markdown(blocks, out), encoding="utf-8")
+    (out / "report.html").write_text(render_html(blocks, args.title), encoding="utf-8")
+    n = len(eval_runs) + len(curves)
+    print(f"report of {n} run{'s' if n != 1 else ''}: {out / 'report.md'}, {out / 'report.html'}")
+    return 0
