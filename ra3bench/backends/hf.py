@@ -149,18 +149,25 @@ class HFBackend(GenerationBackend):
         for p in range(len(prompts)):
             group = []
             for row in new_tokens[p * n : (p + 1) * n].tolist():
-                length = next((i + 1 for i, t in enumerate(row) if t in eos_ids), None)
-                if length is None:
-                    length = len(row)
-                    while length and row[length - 1] == tok.pad_token_id:
-                        length -= 1
-                    reason = "length" if length >= self.params.max_new_tokens else "stop"
-                else:
-                    reason = "stop"
-                text = tok.decode(row[:length], skip_special_tokens=True)
-                group.append(Completion(text=text, finish_reason=reason, n_tokens=length))
+                group.append(self._completion(row, eos_ids, prompts[p].stop))
             results.append(group)
         return results
+
+    def _completion(self, row: list[int], eos_ids: set[int], stop: list[str]) -> Completion:
+        """A row of new tokens as a Completion. A row that ended at a stop string is padded
+        afterwards, and the pad may be the EOS id (SmolLM2): that pad is not a generated token."""
+        pad = self.tokenizer.pad_token_id
+        end = next((i for i, t in enumerate(row) if t in eos_ids), None)
+        if end is None:
+            end = len(row)
+            while end and row[end - 1] == pad:
+                end -= 1
+            text = self.tokenizer.decode(row[:end], skip_special_tokens=True)
+            reason = "length" if end >= self.params.max_new_tokens else "stop"
+            return Completion(text=text, finish_reason=reason, n_tokens=end)
+        text = self.tokenizer.decode(row[:end], skip_special_tokens=True)
+        ended_at_stop = any(s and s in text for s in stop)
+        return Completion(text=text, finish_reason="stop", n_tokens=end if ended_at_stop else end + 1)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
