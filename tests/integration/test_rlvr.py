@@ -240,6 +240,17 @@ def test_sandbox_errors_are_dropped_not_scored_zero(private_cache, local_sandbox
     assert advantages[0] == pytest.approx(0.7071, abs=1e-3) and advantages[2] == -advantages[0]
 
 
+def test_the_pass_fraction_reward_counts_tests(private_cache, local_sandbox):
+    problem = value_problem("half", "", [[0], [1], [2], [3]], [0, 1, 2, 3])
+    reward = SandboxReward([ProblemSet("t", ListSuite("t", [problem]), [problem])], local_sandbox, "fraction")
+    halves = "def f(x):\n    return x if x < 2 else -1\n"
+    try:
+        batch = reward.score([("t", problem, halves), ("t", problem, "def f(x):\n    return x\n")])
+    finally:
+        reward.close()
+    assert batch.rewards == [0.5, 1.0] and batch.pass_rate == 0.5
+
+
 def test_a_training_run_drops_faulted_samples_from_the_update(toy, tmp_path, monkeypatch):
     def unlucky(program: str) -> bool:  # about a third of the programs, the same ones every time
         return int(hashlib.sha256(program.encode()).hexdigest(), 16) % 3 == 0
@@ -266,7 +277,9 @@ def test_a_training_run_drops_faulted_samples_from_the_update(toy, tmp_path, mon
 
 
 def test_resume_continues_the_same_run(toy, tmp_path):
+    """With a KL term and two clipped updates per batch: the reference stays the initial model across the resume."""
     overrides = [*TOY, "trainer.steps=4", "run.save_every=2", f"run.out={tmp_path / 'run'}"]
+    overrides += ["trainer.beta=0.1", "trainer.updates_per_batch=2"]
     run_dir = train(SPEC, None, overrides)
     before = {p["step"]: p for p in curve(run_dir, "train")}
     (run_dir / "checkpoints" / "LATEST").write_text("step-000002\n")  # as if killed after step 2
@@ -275,6 +288,7 @@ def test_resume_continues_the_same_run(toy, tmp_path):
     for step in (3, 4):
         assert resumed[step]["reward_mean"] == before[step]["reward_mean"]
         assert resumed[step]["loss"] == pytest.approx(before[step]["loss"], abs=1e-5)
+        assert resumed[step]["kl"] == pytest.approx(before[step]["kl"], abs=1e-6) and resumed[step]["kl"] > 0
 
 
 def test_ra3bench_train_with_the_rlvr_trainer_end_to_end(private_cache, tmp_path):

@@ -134,6 +134,7 @@ class GRPOLoop:
             "sandbox_time_share": batch.sandbox_s / step_s,
             "sandbox_time_s": batch.sandbox_s,
             "generation_time_s": generation_s,
+            "update_time_s": step_s - generation_s - batch.sandbox_s,
             "step_time_s": step_s,
             "cache_hit_rate": batch.cache_hit_rate,
             "executed_programs": batch.executed,
