@@ -364,3 +364,23 @@ def test_training_problems_that_are_also_evaluated_are_refused():
     with pytest.raises(UsageError, match="also evaluated on mbpp\\+ \\(Mbpp/601\\)"):
         rlvr_trainer.refuse_overlap([("mbpp-train", "mbpp-train", shared)], ctx)
     rlvr_trainer.refuse_overlap([("toy", "toy", value_problem("toy/1", "", [[]], [1]))], ctx)
+
+
+def test_a_pad_after_a_stop_string_is_not_a_sampled_token():
+    """SmolLM2 pads with its EOS id: after a stop string that pad must not enter the loss as if sampled."""
+    from ra3bench_rlvr.rollout import _rollout
+
+    from ra3bench.prompts import Prompt, PromptStyle
+    from ra3bench.tiny import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    tok.pad_token = tok.eos_token
+    eos = tok.eos_token_id
+    problem = value_problem("toy/1", "", [[]], [1])
+    prompt = Prompt("toy/1", PromptStyle.CHAT, response_prefix="```python\n", stop=["\n```"])
+    code = tok.encode("def f():\n    return 1\n```", add_special_tokens=False)
+    stopped = _rollout("toy", problem, prompt, [1], [*code, eos, eos], tok, PromptStyle.CHAT, {eos})
+    assert stopped.completion_ids == code and stopped.finish == "stop"
+    assert stopped.program == "def f():\n    return 1\n"
+    ended = _rollout("toy", problem, prompt, [1], [*code[:-2], eos, eos], tok, PromptStyle.CHAT, {eos})
+    assert ended.completion_ids == [*code[:-2], eos] and ended.finish == "eos"

@@ -114,7 +114,10 @@ def _rollout(
 ) -> Rollout:
     end = next((k for k, t in enumerate(tokens) if t in eos_ids), None)
     if end is not None:
-        tokens, finish = tokens[: end + 1], "eos"
+        # a row that ended at a stop string is padded afterwards, and the pad may be the EOS id
+        # (SmolLM2): that pad is not a sampled token and must not enter the loss
+        ended_at_stop = any(s and s in tok.decode(tokens[:end], skip_special_tokens=True) for s in prompt.stop)
+        tokens, finish = (tokens[:end], "stop") if ended_at_stop else (tokens[: end + 1], "eos")
     else:
         length = len(tokens)
         while length and tokens[length - 1] == tok.pad_token_id:
