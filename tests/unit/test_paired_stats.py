@@ -120,3 +120,45 @@ def test_sign_flip_test_on_0_1_outcomes_is_mcnemar():
     base, cand = _outcomes(8, m=60, lost=9, gained=2)
     p, exact = sign_flip_test(base, cand)
     assert exact and p == pytest.approx(mcnemar_exact(base, cand), rel=1e-12)
+
+
+def _run(outcomes: dict[str, list[bool]]):
+    """An in-memory two-group run: each task's samples pass both groups or neither."""
+    from pathlib import Path
+
+    from ra3bench.report.base import EvalRun
+
+    verdicts = [
+        {"task_id": t, "sample_index": i, "status": "pass" if ok else "fail",
+         "groups": {"base": "pass" if ok else "fail", "plus": "pass" if ok else "fail"}}
+        for t, samples in outcomes.items() for i, ok in enumerate(samples)
+    ]  # fmt: skip
+    manifest = {"suite": {"suite": "mbpp+", "suite_version": "v", "data_sha256": "x", "groups": ["base", "plus"]}}
+    summary = {"pass_at_k": {"base": {"1": 0, "4": 0}, "plus": {"1": 0, "4": 0}}}
+    return EvalRun(Path("."), manifest, summary, verdicts)
+
+
+def test_several_samples_per_problem_use_pass_rates_and_the_sign_flip_test():
+    from ra3bench.report.compare import compare_pair, differences
+
+    rng = np.random.default_rng(0)
+    base = {f"Mbpp/{i}": list(rng.random(4) < 0.6) for i in range(40)}
+    cand = {t: list(s) for t, s in base.items()}
+    for i in range(0, 40, 4):  # every 4th problem loses its passing samples
+        cand[f"Mbpp/{i}"] = [False] * 4
+    worse = sorted((t for t in base if any(base[t]) and not any(cand[t])), key=lambda t: int(t.split("/")[1]))
+    b, c = _run(base), _run(cand)
+    assert differences(b, c) == []
+    rows = compare_pair(b, c, n_boot=2000)
+    assert [(r.group, r.k) for r in rows] == [("base", 1), ("base", 4), ("plus", 1), ("plus", 4)]
+    pass1 = rows[0]
+    assert pass1.test.startswith("sign-flip") and pass1.lost == worse and pass1.gained == []
+    x = np.array([np.mean(base[t]) for t in sorted(base, key=lambda t: int(t.split("/")[1]))])
+    y = np.array([np.mean(cand[t]) for t in sorted(cand, key=lambda t: int(t.split("/")[1]))])
+    assert pass1.delta == pytest.approx(y.mean() - x.mean())
+    assert pass1.p_value == pytest.approx(sign_flip_test(x, y)[0])
+    assert pass1.verdict == "regression" and pass1.fails
+    assert rows[1].test.startswith("McNemar")  # pass@4 of 4 samples: 0/1 per problem
+    assert differences(b, _run({t: s[:2] for t, s in base.items()})) == [
+        "samples per problem (n) differs (base 4, candidate 2)"
+    ]
