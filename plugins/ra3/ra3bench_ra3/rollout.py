@@ -25,7 +25,8 @@ from ra3bench_ra3.annotate import (
     sanitize,
     split_lines,
 )
-from ra3bench_ra3.scoring import Encoded, Encoder, decision_logprobs, logits_at
+from ra3bench_ra3.config import RA3Config
+from ra3bench_ra3.scoring import Encoded, Encoder, decision_logprobs, logits_at, newline_ids, think_mask, vocab_texts
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Rollout:
     comments: list[Comment] = field(default_factory=list)
     thinks: list[bool] = field(default_factory=list)  # per boundary, in order
     widths: list[int | None] = field(default_factory=list)  # blanks before the decision token; None: no choice
+    probs: list[float | None] = field(default_factory=list)  # q(<think>) when it decided; None: no choice
     malformed: list[bool] = field(default_factory=list)  # per comment
     latent_tokens: int = 0  # comment tokens generated
 
@@ -69,6 +71,15 @@ class Policy:
     max_tokens: int = 24
     micro: int = 8
 
+    @classmethod
+    def build(cls, tokenizer: Any, cfg: RA3Config, vocab_size: int) -> Policy:
+        """From the tokenizer's vocabulary (decoded once) and the knobs."""
+        texts = vocab_texts(tokenizer)
+        return cls(
+            Encoder(tokenizer), think_mask(texts, vocab_size), newline_ids(texts, tokenizer.eos_token_id),
+            cfg.latent_temperature, cfg.think_bias, cfg.max_latent_tokens, cfg.estep_micro_batch,
+        )  # fmt: skip
+
     def think_probs(self, logits: torch.Tensor) -> list[float]:
         """q(<think>) at each row of ``logits`` (tempered, biased: as sampled)."""
         return decision_logprobs(logits, self.mask, self.temperature, self.bias)[:, 1].exp().tolist()
@@ -81,8 +92,8 @@ def content_start(annotated_starts: list[int], owner: list[int], line: int, text
 
 def decision_token(enc: Encoded, char: int) -> int | None:
     """Index in ``enc.ids`` of the code token holding ``char``; None if nothing precedes it (no prompt)."""
-    k = next(k for k, (_, end) in enumerate(enc.offsets) if end > char)
-    return enc.n_prompt + k if enc.n_prompt + k > 0 else None
+    k = next((k for k, (_, end) in enumerate(enc.offsets) if end > char), None)
+    return None if k is None or enc.n_prompt + k == 0 else enc.n_prompt + k
 
 
 def sample(q: Any, rollouts: list[Rollout], policy: Policy) -> int:
@@ -110,9 +121,11 @@ def sample(q: Any, rollouts: list[Rollout], policy: Policy) -> int:
                 lps = iter(policy.think_probs(logits) if positions[i] else [])
                 r = pending[i]
                 for b, at, width in plans[i]:
-                    think = at is not None and bool(torch.rand(()) < next(lps))
+                    p = None if at is None else next(lps)
+                    think = p is not None and bool(torch.rand(()) < p)
                     r.thinks.append(think)
                     r.widths.append(width)
+                    r.probs.append(p)
                     if think:
                         writers.append((r, b))
                         break

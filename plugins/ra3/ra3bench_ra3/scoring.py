@@ -53,20 +53,22 @@ class Encoder:
         return Encoded(prompt_ids + ids + tail, len(prompt_ids), offsets)
 
 
-def think_mask(tokenizer: Any, size: int) -> torch.Tensor:
+def vocab_texts(tokenizer: Any) -> list[str]:
+    """Each token id's text, decoded alone (exact for byte-level BPE, the project's tokenizers)."""
+    return tokenizer.batch_decode([[i] for i in range(len(tokenizer))], clean_up_tokenization_spaces=False)
+
+
+def think_mask(texts: list[str], size: int) -> torch.Tensor:
     """Vocabulary tokens that start a comment line (``#`` after optional blanks): q's ``<think>``."""
-    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], clean_up_tokenization_spaces=False)
     mask = torch.zeros(size, dtype=torch.bool)
     for i, text in enumerate(texts[:size]):
         mask[i] = text.lstrip().startswith("#")
     return mask
 
 
-def newline_ids(tokenizer: Any) -> list[int]:
+def newline_ids(texts: list[str], eos_id: int) -> list[int]:
     """Tokens that end a comment: any holding a line break, and EOS."""
-    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], clean_up_tokenization_spaces=False)
-    ids = [i for i, t in enumerate(texts) if "\n" in t or "\r" in t]
-    return [*ids, tokenizer.eos_token_id]
+    return [*(i for i, t in enumerate(texts) if "\n" in t or "\r" in t), eos_id]
 
 
 def padded(seqs: Sequence[list[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -96,7 +96,8 @@ class RA3Trainer(Trainer):
             if fits and cfg.estep_steps > 0:
                 stats = estep(q, model, fits, policy, cfg, log)
             started = time.perf_counter()
-            rollouts, spent = annotate(q, [s for s in fits if s.index in picked], policy, policy.micro)
+            chosen = [s for s in fits if s.index in picked]
+            rollouts, spent = annotate(q, chosen, policy, cfg.estep_batch_size * cfg.group_size)
             del q
         done = {r.snippet.index: r for r in rollouts}
         summary = {f"annotate_{k}": v for k, v in rollout_stats(rollouts).items()}
@@ -110,13 +111,9 @@ class RA3Trainer(Trainer):
         """The sampling setup (think and stop tokens from the vocabulary), built once."""
         if getattr(self, "_policy", None) is None:
             from ra3bench_ra3.rollout import Policy
-            from ra3bench_ra3.scoring import Encoder, newline_ids, think_mask
 
-            cfg, vocab = self.config, ctx.model.get_output_embeddings().weight.shape[0]
-            self._policy = Policy(
-                Encoder(ctx.tokenizer), think_mask(ctx.tokenizer, vocab), newline_ids(ctx.tokenizer),
-                cfg.latent_temperature, cfg.think_bias, cfg.max_latent_tokens, cfg.estep_micro_batch,
-            )  # fmt: skip
+            vocab = ctx.model.get_output_embeddings().weight.shape[0]
+            self._policy = Policy.build(ctx.tokenizer, self.config, vocab)
         return self._policy
 
     @property
