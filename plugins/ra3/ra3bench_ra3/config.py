@@ -6,9 +6,7 @@ Items the paper does not state are marked *(choice)*; ``docs/ra3.md`` says why e
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-REWARD_HORIZONS = ("until_next_think", "next_line", "return_to_go")
-REWARD_NORMS = ("mean_per_token", "sum")
+from typing import Literal
 
 
 @dataclass
@@ -29,8 +27,8 @@ class RA3Config:
     estep_lr: float = 1e-5
     estep_batch_size: int = 4  # snippets per E-step step
     group_size: int = 4  # (choice) rollouts per snippet (G), the group baseline's sample
-    reward_horizon: str = "until_next_think"  # (choice) until_next_think | next_line | return_to_go
-    reward_norm: str = "mean_per_token"  # (choice) mean_per_token | sum, of the code lines' log-likelihood
+    reward_horizon: Literal["until_next_think", "next_line", "return_to_go"] = "until_next_think"  # (choice)
+    reward_norm: Literal["mean_per_token", "sum"] = "mean_per_token"  # (choice) of the code lines' log-likelihood
     format_reward_weight: float = 0.0  # (choice) minus this per malformed comment
     normalize_advantage: bool = False  # (choice) divide the group advantage by the group's std
     kl_coef: float = 0.0  # (choice) KL(q || q at the E-step's start) on the latent tokens
@@ -50,20 +48,23 @@ class RA3Config:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
 
+    def __post_init__(self) -> None:  # the config loader reports it with the other errors, before loading
+        errors = config_errors(self)
+        if errors:
+            raise ValueError("; ".join(errors))
+
 
 def config_errors(cfg: RA3Config) -> list[str]:
     """What a type check cannot see, all at once."""
     errors = []
-    if cfg.reward_horizon not in REWARD_HORIZONS:
-        errors.append(f"trainer.reward_horizon: {cfg.reward_horizon!r}; one of {', '.join(REWARD_HORIZONS)}")
-    if cfg.reward_norm not in REWARD_NORMS:
-        errors.append(f"trainer.reward_norm: {cfg.reward_norm!r}; one of {', '.join(REWARD_NORMS)}")
     if cfg.em_iterations < 1 or cfg.steps < cfg.em_iterations:
-        errors.append("trainer.em_iterations: at least 1, and at most trainer.steps (each M-step takes a step)")
+        errors.append("em_iterations must be at least 1 and at most steps (each M-step takes a step)")
     if cfg.group_size < 2:
-        errors.append("trainer.group_size: at least 2 (the baseline is the group's mean)")
+        errors.append("group_size must be at least 2 (the baseline is the group's mean)")
     if not (0.0 <= cfg.annotate_fraction <= 1.0 and 0.0 <= cfg.raw_data_mix <= 1.0):
-        errors.append("trainer.annotate_fraction and trainer.raw_data_mix must be in [0, 1]")
+        errors.append("annotate_fraction and raw_data_mix must be in [0, 1]")
     if cfg.latent_temperature <= 0.0 or cfg.max_latent_tokens < 1:
-        errors.append("trainer.latent_temperature must be > 0 and trainer.max_latent_tokens >= 1")
+        errors.append("latent_temperature must be > 0 and max_latent_tokens >= 1")
+    if cfg.estep_steps < 0 or cfg.estep_batch_size < 1 or cfg.estep_micro_batch < 1:
+        errors.append("estep_steps must be >= 0, estep_batch_size and estep_micro_batch >= 1")
     return errors

@@ -20,7 +20,7 @@ from ra3bench_ntp import NTPConfig, ntp_steps
 from ra3bench.errors import UsageError
 from ra3bench.training import TrainContext, Trainer, TrainingExample
 from ra3bench_ra3.annotate import Comment, strip
-from ra3bench_ra3.config import RA3Config, config_errors
+from ra3bench_ra3.config import RA3Config
 from ra3bench_ra3.mstep import encode_masked, ntp_takes_encode
 
 ANNOTATED = "annotated.jsonl"
@@ -40,11 +40,8 @@ class RA3Trainer(Trainer):
 
     def train(self, ctx: TrainContext) -> None:
         cfg: RA3Config = self.config
-        errors = config_errors(cfg)
         if cfg.mask_latent_tokens and not ntp_takes_encode():
-            errors.append("trainer.mask_latent_tokens needs ra3bench_ntp.ntp_steps(..., encode=...)")
-        if errors:
-            raise UsageError("\n".join(errors))
+            raise UsageError("trainer.mask_latent_tokens needs ra3bench_ntp.ntp_steps(..., encode=...)")
         sizes = [cfg.steps // cfg.em_iterations + (i < cfg.steps % cfg.em_iterations) for i in range(cfg.em_iterations)]
         start, offset, tokens, resume = 1, 0, 0, None
         state = ctx.resume_state()
