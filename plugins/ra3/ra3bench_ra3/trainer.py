@@ -38,6 +38,11 @@ class RA3Trainer(Trainer):
     name = "ra3"
     Config = RA3Config
 
+    def __init__(self, config: RA3Config) -> None:
+        super().__init__(config)
+        self.records: list[dict] = []  # per EM iteration, for the manifest
+        self._policy: Any = None
+
     def train(self, ctx: TrainContext) -> None:
         cfg: RA3Config = self.config
         if cfg.mask_latent_tokens and not ntp_takes_encode():
@@ -106,18 +111,12 @@ class RA3Trainer(Trainer):
 
     def policy(self, ctx: TrainContext) -> Any:
         """The sampling setup (think and stop tokens from the vocabulary), built once."""
-        if getattr(self, "_policy", None) is None:
+        if self._policy is None:
             from ra3bench_ra3.rollout import Policy
 
             vocab = ctx.model.get_output_embeddings().weight.shape[0]
             self._policy = Policy.build(ctx.tokenizer, self.config, vocab)
         return self._policy
-
-    @property
-    def records(self) -> list[dict]:
-        if not hasattr(self, "_records"):
-            self._records: list[dict] = []
-        return self._records
 
 
 class MStepContext:
