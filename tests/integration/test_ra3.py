@@ -297,17 +297,12 @@ def test_annotate_fraction_keeps_the_rest_raw_and_raw_data_mix_adds_originals(tm
     assert len(mixed) == 5 and mixed[-1].code in [r["code"] for r in rows if r["status"] == "annotated"]
 
 
-def test_masking_latent_tokens_needs_the_ntp_hook_or_says_so(tmp_path):
+def test_masking_latent_tokens_runs_through_the_ntp_hook(tmp_path):
     from ra3bench_ra3.mstep import ntp_takes_encode
 
-    from ra3bench.errors import UsageError
-
+    assert ntp_takes_encode()
     overrides = ["steps=1", "estep_steps=0", "think_bias=8", "mask_latent_tokens=true"]
-    if ntp_takes_encode():
-        assert annotated(run_ra3(tmp_path, overrides).run_dir)
-    else:
-        with pytest.raises(UsageError, match="mask_latent_tokens needs"):
-            run_ra3(tmp_path, overrides)
+    assert annotated(run_ra3(tmp_path, overrides).run_dir)
 
 
 def test_a_killed_run_resumes_to_the_same_traces_and_losses(tmp_path):

@@ -35,15 +35,18 @@ class NTPTrainer(Trainer):
         ntp_steps(ctx, ctx.examples, self.config, seed=ctx.config.run.seed)
 
 
-def ntp_steps(ctx: TrainContext, examples: list[TrainingExample], cfg: NTPConfig, *, seed: int = 0) -> float:
-    """Train ``cfg.steps`` optimizer steps (resuming from ``ctx``'s checkpoint); the last loss."""
+def ntp_steps(
+    ctx: TrainContext, examples: list[TrainingExample], cfg: NTPConfig, *, seed: int = 0, encode=tokenize_example
+) -> float:
+    """Train ``cfg.steps`` optimizer steps (resuming from ``ctx``'s checkpoint); the last loss.
+    ``encode`` turns an example into input ids and labels (RA3 masks its comments with it)."""
     import torch
     from transformers import get_scheduler
 
     if not examples:
         raise ValueError("no training examples")
     model, tokenizer = ctx.model, ctx.tokenizer
-    encoded = [tokenize_example(e, tokenizer, ctx.config.data.max_length) for e in examples]
+    encoded = [encode(e, tokenizer, ctx.config.data.max_length) for e in examples]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
