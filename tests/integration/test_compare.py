@@ -200,3 +200,24 @@ def test_usage_errors_are_one_line_and_exit_2(runs, tmp_path):
 def test_help_has_examples():
     text = ra3bench("compare", "--help").stdout
     assert "examples:" in text and "ra3bench compare" in text and "exit status" in text
+
+
+def test_the_ci_example_workflow_runs_commands_ra3bench_accepts():
+    """examples/ci: valid YAML whose ra3bench commands parse (flags that exist, in the right places)."""
+    import shlex
+
+    import yaml
+
+    from ra3bench.cli.main import build_parser
+
+    root = Path(__file__).resolve().parents[2]
+    workflow = yaml.safe_load((root / "examples/ci/ra3bench-regression.yml").read_text())
+    job = workflow["jobs"]["regression"]
+    commands = [s["run"].strip() for s in job["steps"] if "run" in s and s["run"].strip().startswith("ra3bench ")]
+    assert [c.split()[1] for c in commands] == ["run", "compare", "report"]
+    for command in commands:
+        for name, value in job["env"].items():
+            command = command.replace(f'"${name}"', value)
+        args = build_parser().parse_args(shlex.split(command)[1:])
+        assert args.handler
+    assert (root / job["env"]["BASELINE"] / "manifest.json").is_file()
