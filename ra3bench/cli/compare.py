@@ -10,7 +10,7 @@ from pathlib import Path
 EXAMPLES = """\
 examples:
   # a candidate run against a baseline run of the same suite, tasks and settings
-  ra3bench compare results/baselines/humanevalplus-reference results/candidate
+  ra3bench compare results/baselines/humanevalplus-smollm2-135m results/candidate
   # fail (exit 1) only on a significant drop of more than 2 percentage points
   ra3bench compare BASE CANDIDATE --max-drop 2 --alpha 0.05
   # folders of run folders are paired suite by suite; JUnit XML for the CI test report
@@ -28,7 +28,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "compare",
         help="paired comparison of two runs: delta, bootstrap CI, paired test, regression verdict",
         description="Compare a candidate run with a base run problem by problem, per suite, test group and k: "
-        "both scores, the delta with a paired bootstrap 95%% interval over problems, a paired test "
+        "both scores, the delta with a paired bootstrap 95% interval over problems, a paired test "
         "(exact McNemar for pass/fail outcomes, a sign-flip permutation test for pass rates), the "
         "verdict, and the problems that changed. The runs must be comparable (same suite version, "
         "data, n, tasks and settings); what differs is named otherwise.",

@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "report",
         help="report.md + self-contained report.html (tables and plots) for run folders",
-        description="Write a report of evaluation runs (pass@k with 95%% intervals, the status of every sample, "
+        description="Write a report of evaluation runs (pass@k with 95% intervals, the status of every sample, "
         "pass@1 by difficulty and contest date where the suite's problems have them) and of training runs "
         "(curves overlaid, with AUC, steps to a threshold and final value).",
         epilog=EXAMPLES,
