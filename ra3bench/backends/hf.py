@@ -125,7 +125,9 @@ class HFBackend(GenerationBackend):
 
         tok = self.tokenizer
         tok.padding_side = "left"
-        encoded = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        # a chat template writes its own special tokens; a completion prompt gets the model's BOS, as vLLM gives it
+        add_special = prompts[0].style is PromptStyle.COMPLETION
+        encoded = tok(texts, return_tensors="pt", padding=True, add_special_tokens=add_special).to(self.device)
         stop = sorted({s for p in prompts for s in p.stop if s})
         kwargs: dict[str, Any] = {
             "max_new_tokens": self.params.max_new_tokens,

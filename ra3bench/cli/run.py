@@ -67,6 +67,11 @@ def add_generation_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--concurrency", type=int, default=8, help="openai: requests in flight (default 8)")
     group.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model replica")
     group.add_argument("--data-parallel-size", type=int, default=1, help="vllm: model replicas")
+    group.add_argument("--max-model-len", type=int, default=None, help="vllm: context length (default: the model's)")
+    group.add_argument("--gpu-memory-utilization", type=float, default=None, help="vllm: share of GPU memory")
+    group.add_argument(
+        "--enforce-eager", action="store_true", help="vllm: no graph capture / torch.compile (fast start on CPU)"
+    )
 
 
 def handle(args: argparse.Namespace) -> int:
