@@ -39,7 +39,8 @@ def main() -> int:
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"), help="'' to print only")
     args = parser.parse_args()
 
-    out = args.work / f"{args.suite.replace('+', 'plus')}-{args.model.replace('/', '_')}"
+    limit = f"-limit{args.limit}" if args.limit else ""
+    out = args.work / f"{args.suite.replace('+', 'plus')}-{args.model.replace('/', '_')}{limit}"
     shutil.rmtree(out, ignore_errors=True)
     command = ["ra3bench", "run", "--suite", args.suite, "--model", args.model, "--no-cache", "--out", str(out)]
     if args.limit:
