@@ -11,6 +11,7 @@ import ast
 import gzip
 import json
 from functools import cache
+from pathlib import Path
 
 import pytest
 from shared_data import DATA_DIR
@@ -803,3 +804,55 @@ def test_odd_text_never_raises(text):
                 "empty",
                 "unparseable",
             }
+
+
+# --- real SmolLM2-135M-Instruct outputs (results/baselines/humanevalplus-smollm2-135m, greedy) ----------
+
+SMOLLM2_RUN = Path(__file__).resolve().parents[2] / "results" / "baselines" / "humanevalplus-smollm2-135m"
+
+
+def smollm2_samples() -> dict[str, dict]:
+    lines = (SMOLLM2_RUN / "samples.jsonl").read_text().splitlines()
+    return {row["task_id"]: row for row in map(json.loads, lines)}
+
+
+def smollm2_problem(task_id: str):
+    from ra3bench.suites import get_suite
+
+    return get_suite("humaneval+", None, DATA_DIR).problem_map()[task_id]
+
+
+def smollm2_text(row: dict) -> str:
+    """What the backend hands to extraction: the response prefix + the completion cut at its stop."""
+    from ra3bench.prompts import cut_at_stop
+
+    return row["response_prefix"] + cut_at_stop(row["raw_completion"], ["\n```"])[0]
+
+
+def test_smollm2_outputs_extract_again_to_the_recorded_programs():
+    """Every sample of the committed SmolLM2 run: raw completion -> the program that was judged."""
+    for task_id, row in smollm2_samples().items():
+        got = extract_program(smollm2_text(row), smollm2_problem(task_id), row["prompt_style"])
+        assert (got.program, got.method) == (row["program"], row["extraction"]), task_id
+
+
+def test_smollm2_unclosed_fence_gets_the_prompts_typing_import():
+    row = smollm2_samples()["HumanEval/0"]
+    got = extract_program(smollm2_text(row), smollm2_problem("HumanEval/0"), "chat")
+    assert got.method == "fenced_unclosed"
+    assert got.program.startswith("from typing import List\n")
+    assert "def has_close_elements(numbers: List[float], threshold: float) -> bool:" in got.program
+
+
+def test_smollm2_rambling_helpers_cut_at_max_tokens_are_dropped():
+    row = smollm2_samples()["HumanEval/3"]
+    assert row["finish_reason"] == "length"
+    got = extract_program(smollm2_text(row), smollm2_problem("HumanEval/3"), "chat")
+    expected = "from typing import List\n\ndef below_zero(operations: List[int]) -> bool:\n    return False\n"
+    assert got.program == expected
+
+
+def test_smollm2_truncated_string_stays_a_syntax_error():
+    row = smollm2_samples()["HumanEval/1"]
+    got = extract_program(smollm2_text(row), smollm2_problem("HumanEval/1"), "chat")
+    assert got.method == "unparseable"
