@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ import pytest
 pytest.importorskip("transformers")
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "plugins" / "rlvr"))
 
 from ra3bench_rlvr import trainer as rlvr_trainer  # noqa: E402
 from ra3bench_rlvr.grpo import group_advantages  # noqa: E402
