@@ -79,10 +79,7 @@ class HFBackend(GenerationBackend):
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
     def prompt_style(self) -> PromptStyle:
-        if self.requested_style is not None:
-            return self.requested_style
-        has_template = bool(getattr(self.tokenizer, "chat_template", None))
-        return PromptStyle.CHAT if has_template else PromptStyle.COMPLETION
+        return self.requested_style or auto_style(self.tokenizer)
 
     def model_name(self) -> str:
         return self.label
@@ -99,13 +96,7 @@ class HFBackend(GenerationBackend):
         return info
 
     def render(self, prompt: Prompt) -> str:
-        """The exact text the model continues."""
-        if prompt.style is PromptStyle.COMPLETION:
-            return prompt.text
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise UsageError("--prompt-style chat needs a model with a chat template; use --prompt-style completion")
-        rendered = self.tokenizer.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=False)
-        return rendered + prompt.response_prefix
+        return render_prompt(prompt, self.tokenizer)
 
     def generate(self, prompts: list[Prompt], n: int) -> list[list[Completion]]:
         texts = [self.render(p) for p in prompts]
@@ -146,33 +137,53 @@ class HFBackend(GenerationBackend):
         with torch.inference_mode():
             generated = self.model.generate(**encoded, **kwargs)
         new_tokens = generated[:, encoded["input_ids"].shape[1] :]
-        eos_ids = _eos_ids(self.model, tok)
+        ends = eos_ids(self.model, tok)
         results: list[list[Completion]] = []
         for p in range(len(prompts)):
             group = []
             for row in new_tokens[p * n : (p + 1) * n].tolist():
-                group.append(self._completion(row, eos_ids, prompts[p].stop))
+                group.append(self._completion(row, ends, prompts[p].stop))
             results.append(group)
         return results
 
-    def _completion(self, row: list[int], eos_ids: set[int], stop: list[str]) -> Completion:
-        """A row of new tokens as a Completion. A row that ended at a stop string is padded
-        afterwards, and the pad may be the EOS id (SmolLM2): that pad is not a generated token."""
-        pad = self.tokenizer.pad_token_id
-        end = next((i for i, t in enumerate(row) if t in eos_ids), None)
-        if end is None:
-            end = len(row)
-            while end and row[end - 1] == pad:
-                end -= 1
-            text = self.tokenizer.decode(row[:end], skip_special_tokens=True)
-            reason = "length" if end >= self.params.max_new_tokens else "stop"
-            return Completion(text=text, finish_reason=reason, n_tokens=end)
-        text = self.tokenizer.decode(row[:end], skip_special_tokens=True)
-        ended_at_stop = any(s and s in text for s in stop)
-        return Completion(text=text, finish_reason="stop", n_tokens=end if ended_at_stop else end + 1)
+    def _completion(self, row: list[int], ends: set[int], stop: list[str]) -> Completion:
+        n_tokens, how, text = generated_span(row, ends, self.tokenizer, stop)
+        reason = "length" if how == "open" and n_tokens >= self.params.max_new_tokens else "stop"
+        return Completion(text=text, finish_reason=reason, n_tokens=n_tokens)
 
 
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+def auto_style(tokenizer: Any) -> PromptStyle:
+    """An instruct model (its tokenizer has a chat template) gets chat prompts, a base model completion."""
+    return PromptStyle.CHAT if getattr(tokenizer, "chat_template", None) else PromptStyle.COMPLETION
+
+
+def render_prompt(prompt: Prompt, tokenizer: Any) -> str:
+    """The exact text the model continues (the chat template's, plus the response prefix)."""
+    if prompt.style is PromptStyle.COMPLETION:
+        return prompt.text
+    if not getattr(tokenizer, "chat_template", None):
+        raise UsageError("--prompt-style chat needs a model with a chat template; use --prompt-style completion")
+    rendered = tokenizer.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=False)
+    return rendered + prompt.response_prefix
+
+
+def generated_span(row: list[int], ends: set[int], tokenizer: Any, stop: list[str]) -> tuple[int, str, str]:
+    """How many of ``row``'s new tokens the model generated, how the row ended ("eos", "stop" or
+    "open": no end token), and their text. A row that ended at a stop string is padded afterwards,
+    and the pad may be the EOS id (SmolLM2): that pad is not a generated token."""
+    end = next((i for i, t in enumerate(row) if t in ends), None)
+    if end is None:
+        end = len(row)
+        while end and row[end - 1] == tokenizer.pad_token_id:
+            end -= 1
+        return end, "open", tokenizer.decode(row[:end], skip_special_tokens=True)
+    text = tokenizer.decode(row[:end], skip_special_tokens=True)
+    if any(s and s in text for s in stop):
+        return end, "stop", text
+    return end + 1, "eos", text
+
+
+def eos_ids(model: Any, tokenizer: Any) -> set[int]:
     ids = getattr(model.generation_config, "eos_token_id", None)
     ids = ids if isinstance(ids, list) else [ids]
     return {i for i in [*ids, tokenizer.eos_token_id] if i is not None}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ra3bench.backends.hf import auto_style, eos_ids, generated_span, render_prompt
 from ra3bench.extract import extract_program
 from ra3bench.prompts import Prompt, PromptStyle, build_prompt, cut_at_stop
 from ra3bench.suites.base import Problem
@@ -29,17 +30,7 @@ class Rollout:
 
 def prompt_style(tokenizer: Any, asked: str) -> PromptStyle:
     """``auto``: chat when the tokenizer has a chat template (an instruct model), as the hf backend decides."""
-    style = PromptStyle.parse(asked)
-    if style is not None:
-        return style
-    return PromptStyle.CHAT if getattr(tokenizer, "chat_template", None) else PromptStyle.COMPLETION
-
-
-def render(prompt: Prompt, tokenizer: Any) -> str:
-    if prompt.style is PromptStyle.COMPLETION:
-        return prompt.text
-    text = tokenizer.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=False)
-    return text + prompt.response_prefix
+    return PromptStyle.parse(asked) or auto_style(tokenizer)
 
 
 def sample(
@@ -65,7 +56,7 @@ def sample(
     try:
         for start in range(0, len(items), per_call):
             chunk = list(range(start, min(len(items), start + per_call)))
-            texts = [render(prompts[i], tokenizer) for i in chunk]
+            texts = [render_prompt(prompts[i], tokenizer) for i in chunk]
             tokenizer.padding_side = "left"
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             stop = sorted({s for i in chunk for s in prompts[i].stop if s})
@@ -84,7 +75,7 @@ def sample(
                     **kwargs,
                 )
             width = enc["input_ids"].shape[1]
-            ends = _eos_ids(model, tokenizer)
+            ends = eos_ids(model, tokenizer)
             for row, tokens in enumerate(generated[:, width:].tolist()):
                 i = chunk[row // group_size]
                 set_name, _, problem = items[i]
@@ -96,12 +87,6 @@ def sample(
     return out
 
 
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids = getattr(model.generation_config, "eos_token_id", None)
-    ids = ids if isinstance(ids, list) else [ids]
-    return {i for i in [*ids, tokenizer.eos_token_id] if i is not None}
-
-
 def _rollout(
     set_name: str,
     problem: Problem,
@@ -110,21 +95,13 @@ def _rollout(
     tokens: list[int],
     tok: Any,
     style: PromptStyle,
-    eos_ids: set[int],
+    ends: set[int],
 ) -> Rollout:
-    end = next((k for k, t in enumerate(tokens) if t in eos_ids), None)
-    if end is not None:
-        # a row that ended at a stop string is padded afterwards, and the pad may be the EOS id
-        # (SmolLM2): that pad is not a sampled token and must not enter the loss
-        ended_at_stop = any(s and s in tok.decode(tokens[:end], skip_special_tokens=True) for s in prompt.stop)
-        tokens, finish = (tokens[:end], "stop") if ended_at_stop else (tokens[: end + 1], "eos")
-    else:
-        length = len(tokens)
-        while length and tokens[length - 1] == tok.pad_token_id:
-            length -= 1
-        finish = "length" if length == len(tokens) else "stop"
-        tokens = tokens[:length]
-    text, stopped = cut_at_stop(tok.decode(tokens, skip_special_tokens=True), prompt.stop)
+    # a pad after a stop string (SmolLM2 pads with its EOS id) is not a sampled token: not in the loss
+    length, how, text = generated_span(tokens, ends, tok, prompt.stop)
+    finish = ("length" if length == len(tokens) else "stop") if how == "open" else how
+    tokens = tokens[:length]
+    text, stopped = cut_at_stop(text, prompt.stop)
     if stopped:
         finish = "stop"
     program = extract_program(prompt.response_prefix + text, problem, style.value).program
