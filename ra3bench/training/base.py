@@ -66,6 +66,7 @@ class DataConfig:
 class EvalConfig:
     suites: list[str] = field(default_factory=lambda: ["mbpp+"])
     every: int = 50  # evaluate every N optimizer steps (and at step 0 and at the end); 0: only 0 and end
+    at_start: bool = True  # False: skip step 0 (the init was measured elsewhere, e.g. by the run it came from)
     limit: int = 50  # the first N problems of each suite (a fixed subset), 0: all
     n: int = 4
     k: list[int] = field(default_factory=lambda: [1])
@@ -94,6 +95,7 @@ class Trainer(abc.ABC):
 
     name: ClassVar[str] = "?"
     Config: ClassVar[type] = object  # a dataclass of the trainer's own knobs
+    curve_metric: ClassVar[str] = "loss"  # the training metric drawn under pass@k in curves.png
 
     def __init__(self, config: Any) -> None:
         self.config = config

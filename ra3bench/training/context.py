@@ -90,8 +90,10 @@ class TrainContext:
         schedule: EvalSchedule,
         manifest: dict,
         resume: bool = False,
+        curve_metric: str = "loss",
     ) -> None:
         self.config = config
+        self.curve_metric = curve_metric
         self.trainer_name = trainer_name
         self.run_dir = run_dir
         self.model = model
@@ -169,7 +171,9 @@ class TrainContext:
             self._resume_clock()
 
     def draw(self) -> Path:
-        return plot_curves({self.trainer_name: read_curve(self.run_dir)}, self.run_dir / "curves.png")
+        return plot_curves(
+            {self.trainer_name: read_curve(self.run_dir)}, self.run_dir / "curves.png", train_metric=self.curve_metric
+        )
 
     # -- checkpoints ---------------------------------------------------------------------------
 

@@ -248,14 +248,16 @@ def plot_curves(
     *,
     title: str = "",
     x: str = "step",
+    train_metric: str = "loss",
 ) -> Path:
-    """One PNG comparing runs: pass@k per (suite, group, k) on top, training loss below.
+    """One PNG comparing runs: pass@k per (suite, group, k) on top, a training metric below.
 
     ``runs`` maps a label (``"NTP"``, ``"RA3"``, ``"base"``) to its curve (:func:`read_curve`).
     Each top panel draws pass@k (%) vs ``x`` for each run, its 95% interval as a shaded band; a
     run with a single eval point (a base model) is drawn as a dashed horizontal reference with
-    its band. The bottom panel draws each run's training loss (a smoothed line over the faint
-    raw one when there are many points). Drawn with the Agg backend, without pyplot.
+    its band. The bottom panel draws each run's ``train_metric`` (the loss; an RL trainer's batch
+    reward, which is kept apart from pass@k) as a smoothed line over the faint raw one when there
+    are many points. Drawn with the Agg backend, without pyplot.
     """
     if x not in X_AXES:
         raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
@@ -293,7 +295,7 @@ def plot_curves(
             _format_x(ax, x, EngFormatter)
 
         loss_ax = fig.add_subplot(grid[nrows_top, :])
-        drew_loss = _draw_loss_panel(loss_ax, trains, colors, x)
+        drew_loss = _draw_train_panel(loss_ax, trains, colors, x, train_metric)
         _format_x(loss_ax, x, EngFormatter)
 
         handles = []
@@ -306,7 +308,7 @@ def plot_curves(
         if title:
             fig.suptitle(title, fontsize=14, fontweight="bold")
         if not drew_loss:
-            loss_ax.text(0.5, 0.5, "no training loss logged", ha="center", va="center", transform=loss_ax.transAxes)
+            loss_ax.text(0.5, 0.5, f"no {train_metric} logged", ha="center", va="center", transform=loss_ax.transAxes)
         out_png.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out_png, dpi=120)
     return out_png
@@ -344,22 +346,23 @@ def _draw_eval_panel(ax: Any, key: SeriesKey, series: Mapping[str, Mapping], col
     ax.grid(True, alpha=0.35)
 
 
-def _draw_loss_panel(ax: Any, trains: Mapping[str, list[dict]], colors: Mapping, x: str) -> bool:
+def _draw_train_panel(ax: Any, trains: Mapping[str, list[dict]], colors: Mapping, x: str, metric: str) -> bool:
     drew = False
     for label, pts in trains.items():
-        pts = [p for p in pts if _finite(p.get("loss"))]
+        pts = [p for p in pts if _finite(p.get(metric))]
         if not pts:
             continue
         xs = [p[x] for p in pts]
-        ys = [float(p["loss"]) for p in pts]
+        ys = [float(p[metric]) for p in pts]
         if len(ys) > 40:
             ax.plot(xs, ys, color=colors[label], lw=0.8, alpha=0.3)
             ax.plot(xs, _ema(ys, alpha=min(0.3, 20 / len(ys))), color=colors[label], lw=2.0, label=label)
         else:
             ax.plot(xs, ys, color=colors[label], lw=2.0, marker="." if len(ys) < 20 else None, label=label)
         drew = True
-    ax.set_title("training loss")
-    ax.set_ylabel("loss")
+    what = "training loss" if metric == "loss" else f"training {metric} (of the training batches, not a benchmark)"
+    ax.set_title(what)
+    ax.set_ylabel(metric)
     ax.set_xlabel(X_AXES[x])
     ax.grid(True, alpha=0.35)
     return drew

@@ -64,8 +64,10 @@ class EvalSchedule:
         self._cache: VerdictCache | None = None
 
     def due(self, step: int) -> bool:
-        """Step 0, every ``every`` steps, and the last step."""
+        """Step 0 (unless ``at_start`` is off), every ``every`` steps, and the last step."""
         every = self.config.every
+        if step == 0 and not self.config.at_start:
+            return self.total_steps == 0
         return step == 0 or step == self.total_steps or (every > 0 and step % every == 0)
 
     def describe(self) -> dict:

@@ -172,6 +172,7 @@ def train(
         schedule=schedule,
         manifest=manifest,
         resume=resume,
+        curve_metric=getattr(trainer_cls, "curve_metric", "loss"),
     )
     try:
         trainer_cls(config.trainer).train(ctx)

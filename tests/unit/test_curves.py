@@ -205,3 +205,28 @@ def test_plot_curves_overlays_runs_in_one_png(tmp_path, monkeypatch):
 
     with pytest.raises(ValueError, match="x must be"):
         plot_curves(runs, tmp_path / "x.png", x="epoch")
+
+
+def test_plot_curves_draws_the_trainers_metric_below(tmp_path, monkeypatch):
+    """An RL trainer's curve shows its batch reward, labelled as not a benchmark, not its near-zero loss."""
+    pytest.importorskip("matplotlib")
+    with CurveLog(tmp_path / "rl") as log:
+        for step in range(1, 11):
+            log.log_train(step, 100 * step, float(step), loss=0.0, reward_mean=step / 10)
+        _eval(log, 0, 0.1)
+        _eval(log, 10, 0.2)
+    import matplotlib.figure
+
+    drawn = []
+    original = matplotlib.figure.Figure.savefig
+
+    def spy(self, *args, **kwargs):
+        drawn.append(list(self.axes))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    plot_curves({"rlvr": read_curve(tmp_path / "rl")}, tmp_path / "rl.png", train_metric="reward_mean")
+    (axes,) = drawn
+    assert "reward_mean" in axes[-1].get_title() and "not a benchmark" in axes[-1].get_title()
+    (line,) = axes[-1].get_lines()
+    assert list(line.get_ydata()) == [step / 10 for step in range(1, 11)]

@@ -33,6 +33,7 @@ Item = tuple[str, str, Problem]  # (problem set, suite name, problem)
 class RLVRTrainer(Trainer):
     name = "rlvr"
     Config = RLVRConfig
+    curve_metric = "reward_mean"  # GRPO's loss hovers near 0 whatever happens; the batch reward shows learning
 
     def train(self, ctx: TrainContext) -> None:
         cfg: RLVRConfig = self.config
