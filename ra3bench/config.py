@@ -21,6 +21,7 @@ that is None builds it from its defaults first.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import os
 import re
@@ -319,6 +320,8 @@ def _convert(tp: Any, current: Any, raw: Any, key: str, errors: list[str], where
             return value
         if isinstance(value, (int, float, bool)):
             return text if text is not None else str(value)
+        if isinstance(value, datetime.date):  # YAML reads 2024-08-01 as a date; str fields take it as written
+            return text if text is not None else value.isoformat()
         return fail("a str")
     if isinstance(tp, type) and issubclass(tp, Path):
         return tp(value) if isinstance(value, (str, Path)) else fail("a path (a str)")

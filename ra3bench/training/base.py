@@ -68,6 +68,9 @@ class EvalConfig:
     every: int = 50  # evaluate every N optimizer steps (and at step 0 and at the end); 0: only 0 and end
     at_start: bool = True  # False: skip step 0 (the init was measured elsewhere, e.g. by the run it came from)
     limit: int = 50  # the first N problems of each suite (a fixed subset), 0: all
+    # per suite, the filters `ra3bench run` takes, e.g. {livecodebench: {start_date: "2024-08-01"}}: a
+    # window after an RL training cut-off; applied before `limit`
+    select: dict[str, dict[str, str]] = field(default_factory=dict)
     n: int = 4
     k: list[int] = field(default_factory=lambda: [1])
     temperature: float = 0.8

@@ -20,6 +20,7 @@ from typing import Any
 from ra3bench.backends.base import GenerationParams
 from ra3bench.cli.common import selection_record
 from ra3bench.cli.execute import run_manifest
+from ra3bench.errors import UsageError
 from ra3bench.expected import Expectations, load_or_compute
 from ra3bench.paths import cache_root
 from ra3bench.pipeline import EvalSettings, Evaluator, run_pipeline
@@ -51,9 +52,14 @@ class EvalSchedule:
         self.total_steps = total_steps
         self.settings = EvalSettings()
         self.plans: list[SuitePlan] = []
+        unknown = sorted(set(config.select) - set(config.suites))
+        if unknown:
+            raise UsageError(f"eval.select names {', '.join(unknown)}, which eval.suites does not evaluate")
         for name in config.suites:
             suite = get_suite(name, None, data_dir)
             problems = suite.problems()
+            if config.select.get(name):
+                problems = suite.select(problems, **config.select[name])
             excluded = [p.task_id for p in problems if p.task_id in training_ids]
             if config.exclude_training_tasks:
                 problems = [p for p in problems if p.task_id not in training_ids]
@@ -70,12 +76,16 @@ class EvalSchedule:
             return self.total_steps == 0
         return step == 0 or step == self.total_steps or (every > 0 and step % every == 0)
 
+    def filters(self, suite: str) -> dict:
+        """How a suite's problems were chosen, for its manifests: the suite's ``select`` filters, then ``limit``."""
+        return {**self.config.select.get(suite, {}), "limit": self.config.limit}
+
     def describe(self) -> dict:
         return {
             "config": {**self.config.__dict__},
             "suites": {
                 plan.suite.name: {
-                    **selection_record({"limit": self.config.limit}, plan.problems),
+                    **selection_record(self.filters(plan.suite.name), plan.problems),
                     "excluded_training_tasks": plan.excluded,
                 }
                 for plan in self.plans
@@ -133,7 +143,7 @@ class EvalSchedule:
                         backend=backend,
                         n=cfg.n,
                         problems=plan.problems,
-                        selection=selection_record({"limit": cfg.limit}, plan.problems),
+                        selection=selection_record(self.filters(plan.suite.name), plan.problems),
                         settings=self.settings,
                         include_unverifiable=False,
                         sandbox=self._sandbox,

@@ -68,7 +68,10 @@ def load_train_config(trainer_spec: str, config_path: Path | None, overrides: li
     if config is not None:
         errors.extend(semantic_errors(config))
     else:  # the names can still be checked where the file or an override gives them
-        errors.extend(name_errors(_raw(data, overrides, "eval.suites"), _raw(data, overrides, "data.source")))
+        suites = _raw(data, overrides, "eval.suites")
+        errors.extend(name_errors(suites, _raw(data, overrides, "data.source")))
+        if isinstance(suites, list):
+            errors.extend(select_errors(_raw_select_keys(data, overrides), suites))
     if errors:
         raise ConfigError(errors)
     assert trainer_cls is not None
@@ -82,7 +85,25 @@ def semantic_errors(config: Any) -> list[str]:
         errors.append(f"data.path: the {config.data.source} source needs a path")
     if config.eval.n < 1 or any(k < 1 or k > config.eval.n for k in config.eval.k):
         errors.append(f"eval.k: every k must be between 1 and eval.n ({config.eval.n})")
-    return errors
+    return errors + select_errors(set(config.eval.select), config.eval.suites)
+
+
+def select_errors(selected: set[str], suites: list) -> list[str]:
+    """``eval.select`` filters for a suite that is not evaluated: a typo or a forgotten suite."""
+    return [
+        f"eval.select.{name}: {name!r} is not in eval.suites; add it there or drop its filters"
+        for name in sorted(selected - set(suites))
+    ]
+
+
+def _raw_select_keys(data: dict, overrides: list[str]) -> set[str]:
+    section = (data.get("eval") or {}).get("select") if isinstance(data.get("eval"), dict) else None
+    keys = {str(k) for k in section} if isinstance(section, dict) else set()
+    for override in overrides:
+        parts = override.partition("=")[0].strip().split(".")
+        if len(parts) > 2 and parts[:2] == ["eval", "select"]:
+            keys.add(parts[2])
+    return keys
 
 
 def name_errors(suites: Any, source: Any) -> list[str]:
@@ -154,10 +175,12 @@ def train(
     if not resume and (run_dir / "curve.jsonl").exists():
         raise UsageError(f"{run_dir} already holds a training run; add --resume to continue it, or pick run.out")
     examples = load_examples(config.data, data_dir)
+    steps = int(getattr(config.trainer, "steps", 0))
+    schedule = EvalSchedule(
+        config.eval, steps, training_task_ids(examples), data_dir
+    )  # its errors before a model loads
     seed_everything(config.run.seed)
     model, tokenizer, model_record = load_training_model(config.model, config.run.seed)
-    steps = int(getattr(config.trainer, "steps", 0))
-    schedule = EvalSchedule(config.eval, steps, training_task_ids(examples), data_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
     name = trainer_spec if ":" in trainer_spec else trainer_cls.name

@@ -111,12 +111,21 @@ def test_resuming_from_a_mid_run_checkpoint_reaches_the_same_loss(private_cache,
 def test_config_errors_come_one_line_each_all_at_once(capsys, tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("model:\n  nmae: x\neval:\n  suites: [mbpp+, humaneval-pp]\ntrainer:\n  lr: fast\n")
-    code = main(["train", "--trainer", "ntp", "--config", str(config), "eval.n=many", "data.source=web"])
+    window = "eval.select.livecodebench.start_date=2024-08-01"  # a suite eval.suites does not evaluate
+    code = main(["train", "--trainer", "ntp", "--config", str(config), "eval.n=many", "data.source=web", window])
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert code == 2 and "Traceback" not in err
     assert all(line.startswith("ra3bench: error: ") for line in lines)
-    for needle in ("model.nmae", "did you mean 'name'", "trainer.lr", "eval.n", "humaneval-pp", "data.source"):
+    for needle in (
+        "model.nmae",
+        "did you mean 'name'",
+        "trainer.lr",
+        "eval.n:",
+        "humaneval-pp",
+        "data.source",
+        "eval.select",
+    ):
         assert sum(needle in line for line in lines) == 1, (needle, lines)
     code = main(["train", "--trainer", "nttp", "--config", str(config)])
     lines = capsys.readouterr().err.strip().splitlines()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ra3bench.errors import UsageError
 from ra3bench.training.base import EvalConfig
 from ra3bench.training.evaluation import EvalSchedule
 
@@ -25,3 +26,20 @@ def due_steps(total: int, **config) -> list[int]:
 )
 def test_due_steps(total: int, config: dict, expected: list[int]) -> None:
     assert due_steps(total, **config) == expected
+
+
+def test_select_windows_a_suite_before_the_limit_and_the_manifest_says_so() -> None:
+    """LiveCodeBench evaluated after an RL training cut-off: the window, then the first N of it."""
+    from datetime import datetime
+
+    from shared_data import DATA_DIR
+
+    config = EvalConfig(suites=["livecodebench"], select={"livecodebench": {"start_date": "2025-01-01"}}, limit=5)
+    schedule = EvalSchedule(config, total_steps=10, training_ids=set(), data_dir=DATA_DIR)
+    (plan,) = schedule.plans
+    assert len(plan.problems) == 5
+    assert all(datetime.fromisoformat(p.metadata["contest_date"]) >= datetime(2025, 1, 1) for p in plan.problems)
+    assert schedule.describe()["suites"]["livecodebench"]["filters"] == {"start_date": "2025-01-01", "limit": 5}
+
+    with pytest.raises(UsageError, match=r"eval\.select names mbpp"):
+        EvalSchedule(EvalConfig(suites=["livecodebench"], select={"mbpp": {"start_date": "x"}}), 1, set(), DATA_DIR)

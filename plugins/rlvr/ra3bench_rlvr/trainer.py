@@ -229,7 +229,8 @@ def refuse_overlap(pool: list[Item], ctx: TrainContext) -> None:
         if both:
             raise UsageError(
                 f"{len(both)} training problem(s) are also evaluated on {plan.suite.name} ({', '.join(both[:5])}); "
-                "keep data.source=mbpp-train (its task ids are left out of MBPP+), or pick other eval.suites"
+                "keep data.source=mbpp-train (its task ids are left out of MBPP+), evaluate LiveCodeBench on a later "
+                "window (eval.select.livecodebench.start_date after trainer.lcb_end_date), or pick other eval.suites"
             )
 
 
