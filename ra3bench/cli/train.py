@@ -16,6 +16,9 @@ examples:
   ra3bench train --trainer ntp --config examples/train/ntp_smollm2.yaml run.out=results/ntp --resume
   # a trainer that is not registered
   ra3bench train --trainer mypkg.method:MyTrainer --config my.yaml
+  # one run per value, in RUN_OUT/<label>, curves side by side in RUN_OUT/curves.png (RLVR from each init)
+  ra3bench train --trainer rlvr --config examples/train/rlvr_smollm2.yaml run.out=results/rlvr-by-init \
+      --each trainer.init=base:,ntp:results/ntp-smollm2/checkpoints/step-000048
 Config precedence: the trainer's defaults < the YAML file < key=value overrides (dotted keys).
 """
 
@@ -41,13 +44,31 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in run.out from its newest checkpoint")
     parser.add_argument("--check", action="store_true", help="check the config and print it resolved; train nothing")
+    parser.add_argument(
+        "--each",
+        metavar="KEY=LABEL:VALUE,...",
+        default=None,
+        help="one run per value of KEY, in run.out/LABEL; every config checked first; one PNG of all "
+        "(with --resume: finished runs kept, stopped ones continued)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.lr=1e-4")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from ra3bench.training.runner import load_train_config, train
+    from ra3bench.training.sweep import COMBINED, parse_each, train_each
 
+    if args.each is not None:
+        arms = parse_each(args.each)
+        if args.check:
+            for arm in arms:
+                load_train_config(args.trainer, args.config, [*args.overrides, arm.override])
+            print(f"{len(arms)} configs check out: {', '.join(a.label for a in arms)}")
+            return 0
+        parent = train_each(args.trainer, args.config, args.overrides, arms, resume=args.resume, data_dir=args.data_dir)
+        print(f"runs: {', '.join(str(parent / a.label) for a in arms)}; all curves: {parent / COMBINED}")
+        return 0
     if args.check:
         import yaml
 

@@ -176,9 +176,8 @@ def train(
         raise UsageError(f"{run_dir} already holds a training run; add --resume to continue it, or pick run.out")
     examples = load_examples(config.data, data_dir)
     steps = int(getattr(config.trainer, "steps", 0))
-    schedule = EvalSchedule(
-        config.eval, steps, training_task_ids(examples), data_dir
-    )  # its errors before a model loads
+    # the schedule loads its suites (and reports their errors) before a model loads
+    schedule = EvalSchedule(config.eval, steps, training_task_ids(examples), data_dir)
     seed_everything(config.run.seed)
     model, tokenizer, model_record = load_training_model(config.model, config.run.seed)
     run_dir.mkdir(parents=True, exist_ok=True)

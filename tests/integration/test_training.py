@@ -199,3 +199,25 @@ def test_lora_trains_only_the_adapters_and_resumes(private_cache, tmp_path):
     resumed = losses(train("ntp", None, overrides, resume=True))
     assert sorted(resumed) == [1, 2, 3, 4]
     assert resumed[4] == pytest.approx(before[4], abs=1e-4)
+
+
+def test_each_runs_one_training_per_value_and_draws_them_together(private_cache, tmp_path, capsys):
+    """A two-arm learning-rate sweep: both configs checked first, both runs complete, one PNG;
+    --resume keeps finished arms; a bad value in any arm stops the sweep before anything trains."""
+    quick = [o for o in QUICK if not o.startswith(("trainer.steps", "eval.every"))]
+    args = ["train", "--trainer", "ntp", *quick, "trainer.steps=3", "eval.every=0", f"run.out={tmp_path / 'sweep'}"]
+    bad = main([*args, "--each", "trainer.lr=slow:1e-4,fast:quick"])
+    err = capsys.readouterr().err
+    assert bad == 2 and "[fast] trainer.lr" in err and "Traceback" not in err
+    assert not (tmp_path / "sweep").exists()
+
+    assert main([*args, "--each", "trainer.lr=slow:1e-4,fast:3e-3"]) == 0
+    for label, lr in (("slow", 1e-4), ("fast", 3e-3)):
+        run = tmp_path / "sweep" / label
+        assert sorted(losses(run)) == [1, 2, 3]
+        assert json.loads((run / "manifest.json").read_text())["config"]["trainer"]["lr"] == lr
+        assert [p["step"] for p in curve(run) if p["kind"] == "eval" and p["group"] == "base"] == [0, 3]
+    assert (tmp_path / "sweep" / "curves.png").read_bytes().startswith(b"\x89PNG")
+    capsys.readouterr()
+    assert main([*args, "--each", "trainer.lr=slow:1e-4,fast:3e-3", "--resume"]) == 0
+    assert capsys.readouterr().out.count("finished, kept") == 2

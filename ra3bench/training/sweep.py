@@ -1,0 +1,101 @@
+"""``ra3bench train --each KEY=LABEL:VALUE,...``: one training per value, curves side by side.
+
+The case it is for: RLVR from each initialization (base, NTP, RA3) with the same budget, so
+that one command produces comparable runs and one plot. Every config is checked before the
+first run trains; the runs go to ``<run.out>/<LABEL>``; with ``--resume`` a finished run is
+kept, a stopped one continues from its checkpoint and a missing one starts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ra3bench.config import ConfigError
+from ra3bench.errors import UsageError
+
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+COMBINED = "curves.png"
+
+
+@dataclass(frozen=True)
+class Arm:
+    label: str
+    override: str  # KEY=VALUE
+
+
+def parse_each(text: str) -> list[Arm]:
+    """``trainer.init=base:,ntp:results/ntp/checkpoints/step-000048`` -> one arm per label."""
+    key, sep, values = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not values.strip():
+        raise UsageError(f"--each {text!r}: expected KEY=LABEL:VALUE,LABEL:VALUE (e.g. trainer.init=base:,ntp:DIR)")
+    arms: list[Arm] = []
+    for item in values.split(","):
+        label, colon, value = item.partition(":")
+        label = label.strip()
+        if not colon or not LABEL.match(label):
+            raise UsageError(
+                f"--each {key}: {item.strip()!r} is not LABEL:VALUE (a label of letters, digits, '_', '.', '-')"
+            )
+        if label in {a.label for a in arms}:
+            raise UsageError(f"--each {key}: the label {label!r} appears twice")
+        arms.append(Arm(label, f"{key}={value.strip()}"))
+    if len(arms) < 2:
+        raise UsageError(f"--each {key}: give at least two LABEL:VALUE items; one run needs no --each")
+    return arms
+
+
+def train_each(
+    trainer_spec: str,
+    config_path: Path | None,
+    overrides: list[str],
+    arms: list[Arm],
+    *,
+    resume: bool = False,
+    data_dir: Path | None = None,
+) -> Path:
+    """Check every arm's config, train the arms in order, draw them in one PNG; the parent folder."""
+    from ra3bench.training.curves import plot_curves, read_curve
+    from ra3bench.training.runner import default_train_dir, load_train_config, train
+
+    trainer_cls, base = load_train_config(trainer_spec, config_path, overrides)
+    parent = Path(base.run.out) if base.run.out else default_train_dir(trainer_cls.name)
+    plans: list[tuple[Arm, list[str], Path]] = []
+    errors: list[str] = []
+    for arm in arms:
+        out = parent / arm.label
+        arm_overrides = [*overrides, arm.override, f"run.out={out}"]
+        try:
+            load_train_config(trainer_spec, config_path, arm_overrides)
+        except ConfigError as exc:
+            errors.extend(f"[{arm.label}] {e}" for e in exc.errors)
+        if not resume and (out / "curve.jsonl").exists():
+            errors.append(f"[{arm.label}] {out} already holds a training run; add --resume to continue the sweep")
+        plans.append((arm, arm_overrides, out))
+    if errors:
+        raise ConfigError(errors)
+    steps = int(getattr(base.trainer, "steps", 0))
+    for arm, arm_overrides, out in plans:
+        if resume and finished(out, steps):
+            print(f"[{arm.label}] {out}: finished, kept")
+            continue
+        print(f"[{arm.label}] {arm.override} -> {out}")
+        started = resume and (out / "config.yaml").exists()
+        train(trainer_spec, config_path, arm_overrides, resume=started, data_dir=data_dir)
+    metric = getattr(trainer_cls, "curve_metric", "loss")
+    curves = {arm.label: read_curve(out) for arm, _, out in plans}
+    plot_curves(
+        curves, parent / COMBINED, title=f"{trainer_cls.name}: {arms[0].override.split('=')[0]}", train_metric=metric
+    )
+    return parent
+
+
+def finished(run_dir: Path, steps: int) -> bool:
+    """The run evaluated its last step (the schedule always does), so nothing of it is left to do."""
+    from ra3bench.training.curves import read_curve
+
+    if not (run_dir / "curve.jsonl").exists():
+        return False
+    return any(p.get("kind") == "eval" and p.get("step") == steps for p in read_curve(run_dir))
