@@ -194,6 +194,7 @@ class TrainContext:
                 "step": step,
                 "train_time_s": self.train_time_s(),
                 "evaluated": sorted(self._evaluated),
+                "curve_lines": self.curve.lines(),
                 "rng": _rng_state(),
             }
             torch.save(full_state, tmp / STATE)
@@ -219,7 +220,7 @@ class TrainContext:
         _set_rng_state(state.pop("rng"))
         self._train_time_s = state.get("train_time_s", 0.0)
         self._evaluated = set(state.get("evaluated", []))
-        self.curve.truncate_after(state["step"])
+        self.curve.truncate_after(state["step"], state.get("curve_lines"))
         return state
 
     # -- the manifest --------------------------------------------------------------------------

@@ -110,8 +110,14 @@ class CurveLog:
             self._tb.add_scalar(f"{tag}/ci_high", float(ci_high), global_step=int(step))
             self._tb.flush()
 
-    def truncate_after(self, step: int) -> None:
-        """Drop every line logged for a step after ``step`` (resuming from a checkpoint there).
+    def lines(self) -> int:
+        """Complete lines written so far (a checkpoint records it, so a resume drops what came after)."""
+        return sum(1 for _ in read_jsonl(self.path))
+
+    def truncate_after(self, step: int, lines: int | None = None) -> None:
+        """Drop every line logged for a step after ``step`` (resuming from a checkpoint there), and
+        with ``lines`` every line past the first ``lines``: what was logged after the checkpoint at
+        the same step (an E-step logged at the step it starts from) goes too.
 
         The file is rewritten atomically (a temporary file, then ``os.replace``); TensorBoard is
         reopened with ``purge_step`` so that it hides its own events after ``step`` too.
@@ -119,6 +125,8 @@ class CurveLog:
         if self._writer is not None:
             self._writer.close()
         kept = [r for r in read_jsonl(self.path) if not (isinstance(r.get("step"), int) and r["step"] > step)]
+        if lines is not None:
+            kept = kept[:lines]
         tmp = self.folder / f".{CURVE}.tmp"
         with tmp.open("w", encoding="utf-8") as fh:
             for record in kept:

@@ -306,9 +306,11 @@ def test_masking_latent_tokens_runs_through_the_ntp_hook(tmp_path):
 def test_a_killed_run_resumes_to_the_same_traces_and_losses(tmp_path):
     overrides = ["steps=4", "em_iterations=2", "estep_steps=2", "think_bias=4", "mstep_lr=3e-3", "run.save_every=1"]
     straight = run_ra3(tmp_path / "straight", overrides).run_dir
-    kills = {  # during iteration 2's E-step (resumes from step 2), within its M-step (resumes from step 3)
+    kills = {  # during iteration 2's E-step (resumes from step 2), within its M-step (resumes from step 3),
+        # before iteration 1's first M-step step (resumes from the checkpoint written after annotating)
         "estep": lambda step, m: m.get("em_iteration") == 2 and m.get("estep_step") == 2,
         "mstep": lambda step, m: step == 4 and "loss" in m,
+        "annotated": lambda step, m: step == 1 and "loss" in m,
     }
     for name, dies in kills.items():
         with pytest.raises(KeyboardInterrupt):
@@ -318,6 +320,8 @@ def test_a_killed_run_resumes_to_the_same_traces_and_losses(tmp_path):
         expected = {p["step"]: p["loss"] for p in curve(straight) if "loss" in p}
         got = {p["step"]: p["loss"] for p in curve(resumed) if "loss" in p}
         assert sorted(got) == [1, 2, 3, 4] and got == pytest.approx(expected, abs=1e-5), name
+        e_steps = [(p["em_iteration"], p["estep_step"]) for p in curve(resumed) if "estep_step" in p]
+        assert e_steps == [(1, 1), (1, 2), (2, 1), (2, 2)], name  # no E-step done twice, none lost
 
 
 def test_ra3_trains_end_to_end_through_ra3bench_train(private_cache, tmp_path):

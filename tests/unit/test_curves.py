@@ -86,6 +86,17 @@ def test_truncate_after_drops_later_steps_and_logging_continues(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # the atomic rewrite left nothing behind
 
 
+def test_truncate_to_the_lines_a_checkpoint_saw_drops_later_lines_at_the_same_step(tmp_path):
+    """RA3 logs an E-step at the step it starts from; a resume from that step's checkpoint drops it."""
+    log = CurveLog(tmp_path)
+    log.log_train(0, 0, 0.0, estep_step=1, estep_reward=-1.0)
+    saved = log.lines()  # the checkpoint at step 0
+    log.log_train(0, 0, 1.0, estep_step=2, estep_reward=-0.5)  # logged after it, then killed
+    log.truncate_after(0, saved)
+    log.close()
+    assert [r["estep_step"] for r in read_curve(tmp_path)] == [1]
+
+
 def test_tensorboard_writes_event_files(tmp_path):
     pytest.importorskip("torch.utils.tensorboard")
     with CurveLog(tmp_path, tensorboard=True) as log:

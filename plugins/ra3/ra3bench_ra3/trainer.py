@@ -48,23 +48,32 @@ class RA3Trainer(Trainer):
         if cfg.mask_latent_tokens and not ntp_takes_encode():
             raise UsageError("trainer.mask_latent_tokens needs ra3bench_ntp.ntp_steps(..., encode=...)")
         sizes = [cfg.steps // cfg.em_iterations + (i < cfg.steps % cfg.em_iterations) for i in range(cfg.em_iterations)]
-        start, offset, tokens, resume = 1, 0, 0, None
+        start, offset, tokens, resume, annotated = 1, 0, 0, None, False
         state = ctx.resume_state()
-        if state is not None:  # from a checkpoint the M-step of iteration `it` wrote
+        if state is not None:  # from a checkpoint of iteration `it`: after its annotation, or in its M-step
             it, at = state["ra3"]["iteration"], state["ra3"]["offset"]
+            self.records = list(state["ra3"].get("records", []))
+            if self.records:
+                ctx.record(ra3=self.manifest_record())
             if state["step"] - at >= sizes[it - 1]:  # that M-step was over: the next iteration, from its E-step
                 start, offset, tokens = it + 1, state["step"], state["ra3"]["tokens_offset"] + state["tokens_seen"]
+            elif "optimizer" not in state:  # annotated, no M-step step yet: its traces, the M-step from the start
+                start, offset, tokens, annotated = it, at, state["ra3"]["tokens_offset"], True
             else:  # within it: the same annotated traces, the M-step from its checkpoint
                 start, offset, tokens = it, at, state["ra3"]["tokens_offset"]
                 resume = {**state, "step": state["step"] - at}
-        rows = _read_rows(ctx, keep_below=start + (resume is not None))
+        rows = _read_rows(ctx, keep_below=start + (resume is not None or annotated))
         ctx.evaluate(0)
         for it in range(start, cfg.em_iterations + 1):
-            if resume is None or it != start:
+            if it != start or (resume is None and not annotated):
                 rows = [r for r in rows if r["em_iteration"] < it] + self.expectation(ctx, it, offset, tokens)
                 _write_rows(ctx, rows)
+                # the E-step and the annotation are the costly part: a checkpoint keeps them from being redone
+                ctx.save_checkpoint(offset, {"ra3": self.where(it, offset, tokens), "tokens_seen": 0})
             examples = mstep_examples([r for r in rows if r["em_iteration"] == it], cfg, it)
-            view = MStepContext(ctx, it, offset, tokens, resume if it == start else None)
+            view = MStepContext(
+                ctx, it, offset, tokens, resume if it == start else None, self.where(it, offset, tokens)
+            )
             extra = {"encode": encode_masked} if cfg.mask_latent_tokens else {}
             ntp_steps(view, examples, self.ntp_config(sizes[it - 1]), seed=ctx.config.run.seed + it - 1, **extra)
             offset, tokens = offset + sizes[it - 1], tokens + view.tokens_seen
@@ -106,8 +115,15 @@ class RA3Trainer(Trainer):
         summary |= {"annotate_tokens": spent, "annotate_time_s": time.perf_counter() - started}
         log({**summary, "annotated": len(done)})
         self.records.append({"iteration": it, **stats, **summary, "annotated": len(done)})
-        ctx.record(ra3={"iterations": self.records, "estep_tokens": sum(r["estep_tokens"] for r in self.records)})
+        ctx.record(ra3=self.manifest_record())
         return [_row(it, i, e, done.get(i)) for i, e in enumerate(ctx.examples)]
+
+    def manifest_record(self) -> dict:
+        return {"iterations": self.records, "estep_tokens": sum(r["estep_tokens"] for r in self.records)}
+
+    def where(self, it: int, offset: int, tokens: int) -> dict:
+        """What a checkpoint of iteration ``it`` needs to resume it (the E-step records travel with it)."""
+        return {"iteration": it, "offset": offset, "tokens_offset": tokens, "records": self.records}
 
     def policy(self, ctx: TrainContext) -> Any:
         """The sampling setup (think and stop tokens from the vocabulary), built once."""
@@ -122,8 +138,9 @@ class RA3Trainer(Trainer):
 class MStepContext:
     """``ctx`` as ``ntp_steps`` sees it in EM iteration ``it``: its steps 1..n are the run's offset+1..offset+n."""
 
-    def __init__(self, ctx: TrainContext, it: int, offset: int, tokens: int, resume: dict | None) -> None:
+    def __init__(self, ctx: TrainContext, it: int, offset: int, tokens: int, resume: dict | None, where: dict) -> None:
         self._ctx, self._it, self._offset, self._tokens, self._resume = ctx, it, offset, tokens, resume
+        self._where = where
         self.tokens_seen = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -141,8 +158,7 @@ class MStepContext:
         return self._ctx.evaluate(step + self._offset, tokens_seen + self._tokens, force=force)
 
     def save_checkpoint(self, step: int, state: dict) -> Any:
-        where = {"iteration": self._it, "offset": self._offset, "tokens_offset": self._tokens}
-        return self._ctx.save_checkpoint(step + self._offset, {**state, "ra3": where})
+        return self._ctx.save_checkpoint(step + self._offset, {**state, "ra3": self._where})
 
 
 def mstep_examples(rows: list[dict], cfg: RA3Config, it: int) -> list[TrainingExample]:
