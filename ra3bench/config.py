@@ -318,6 +318,8 @@ def _convert(tp: Any, current: Any, raw: Any, key: str, errors: list[str], where
     if tp is str:
         if isinstance(value, str):
             return value
+        if value is None and text is not None and not text.strip():  # `key=`: the empty string
+            return ""
         if isinstance(value, (int, float, bool)):
             return text if text is not None else str(value)
         if isinstance(value, datetime.date):  # YAML reads 2024-08-01 as a date; str fields take it as written

@@ -36,7 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # `train ... --each X key=value`: argparse cannot take positionals after an option
+        if getattr(args, "overrides", None) is not None and all("=" in x and not x.startswith("-") for x in extras):
+            args.overrides.extend(extras)
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

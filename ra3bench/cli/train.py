@@ -17,7 +17,7 @@ examples:
   # a trainer that is not registered
   ra3bench train --trainer mypkg.method:MyTrainer --config my.yaml
   # one run per value, in RUN_OUT/<label>, curves side by side in RUN_OUT/curves.png (RLVR from each init)
-  ra3bench train --trainer rlvr --config examples/train/rlvr_smollm2.yaml run.out=results/rlvr-by-init \
+  ra3bench train --trainer rlvr --config examples/train/rlvr_smollm2.yaml run.out=results/rlvr-by-init \\
       --each trainer.init=base:,ntp:results/ntp-smollm2/checkpoints/step-000048
 Config precedence: the trainer's defaults < the YAML file < key=value overrides (dotted keys).
 """

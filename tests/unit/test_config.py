@@ -101,6 +101,12 @@ def test_later_overrides_win_and_data_stands_in_for_a_file():
     assert (config.seed, config.train.epochs) == (2, 4)
 
 
+def test_an_empty_override_gives_a_str_field_the_empty_string_and_an_optional_none():
+    """`--each trainer.init=base:,...` sets `trainer.init=` (start from model.name)."""
+    config = load_config(Run, overrides=["model.name=", "model.revision="])
+    assert config.model.name == "" and config.model.revision is None
+
+
 def test_override_values_are_read_as_yaml_then_checked():
     config = load_config(
         Run,

@@ -31,3 +31,16 @@ def test_arms_keep_order_and_allow_an_empty_value() -> None:
 def test_malformed_sweeps_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse_each(text)
+
+
+def test_overrides_may_follow_each_on_the_command_line(capsys) -> None:
+    """argparse alone refuses positionals after an option; `train` takes KEY=VALUE anywhere."""
+    from ra3bench.cli.main import main
+
+    code = main(["train", "--trainer", "ntp", "--each", "trainer.init_seed=a:1,b:2", "eval.n=2", "--check"])
+    assert code == 2 and "trainer.init_seed" in capsys.readouterr().err  # reached the config check
+    assert main(["train", "--trainer", "ntp", "--each", "trainer.lr=a:1e-4,b:2e-4", "eval.n=2", "--check"]) == 0
+    assert "2 configs check out: a, b" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--trainer", "ntp", "--check", "--bogus"])
+    assert exit_info.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
