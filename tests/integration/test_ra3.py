@@ -324,6 +324,26 @@ def test_a_killed_run_resumes_to_the_same_traces_and_losses(tmp_path):
         assert e_steps == [(1, 1), (1, 2), (2, 1), (2, 2)], name  # no E-step done twice, none lost
 
 
+def test_a_run_killed_in_its_final_evaluation_resumes_into_that_evaluation(tmp_path, monkeypatch):
+    """The last checkpoint is written before the last step's evaluation; a resume must still run it."""
+    overrides = ["steps=2", "estep_steps=0", "think_bias=4", "mstep_lr=3e-3"]
+    asked: list[int] = []
+
+    def dying_evaluate(self, step, tokens_seen=0, *, force=False):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    def recording_evaluate(self, step, tokens_seen=0, *, force=False):
+        asked.append(step)
+
+    monkeypatch.setattr(TrainContext, "evaluate", dying_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        run_ra3(tmp_path, overrides)
+    monkeypatch.setattr(TrainContext, "evaluate", recording_evaluate)
+    run_ra3(tmp_path, overrides, resume=True)
+    assert 2 in asked
+
+
 def test_ra3_trains_end_to_end_through_ra3bench_train(private_cache, tmp_path):
     out = tmp_path / "run"
     overrides = [

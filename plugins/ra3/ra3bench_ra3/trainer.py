@@ -48,7 +48,7 @@ class RA3Trainer(Trainer):
         if cfg.mask_latent_tokens and not ntp_takes_encode():
             raise UsageError("trainer.mask_latent_tokens needs ra3bench_ntp.ntp_steps(..., encode=...)")
         sizes = [cfg.steps // cfg.em_iterations + (i < cfg.steps % cfg.em_iterations) for i in range(cfg.em_iterations)]
-        start, offset, tokens, resume, annotated = 1, 0, 0, None, False
+        start, offset, tokens, resume, annotated, ended = 1, 0, 0, None, False, False
         state = ctx.resume_state()
         if state is not None:  # from a checkpoint of iteration `it`: after its annotation, or in its M-step
             it, at = state["ra3"]["iteration"], state["ra3"]["offset"]
@@ -57,6 +57,7 @@ class RA3Trainer(Trainer):
                 ctx.record(ra3=self.manifest_record())
             if state["step"] - at >= sizes[it - 1]:  # that M-step was over: the next iteration, from its E-step
                 start, offset, tokens = it + 1, state["step"], state["ra3"]["tokens_offset"] + state["tokens_seen"]
+                ended = True
             elif "optimizer" not in state:  # annotated, no M-step step yet: its traces, the M-step from the start
                 start, offset, tokens, annotated = it, at, state["ra3"]["tokens_offset"], True
             else:  # within it: the same annotated traces, the M-step from its checkpoint
@@ -64,6 +65,8 @@ class RA3Trainer(Trainer):
                 resume = {**state, "step": state["step"] - at}
         rows = _read_rows(ctx, keep_below=start + (resume is not None or annotated))
         ctx.evaluate(0)
+        if ended:  # killed after the iteration's last checkpoint, before (or during) that step's evaluation
+            ctx.evaluate(offset, tokens)
         for it in range(start, cfg.em_iterations + 1):
             if it != start or (resume is None and not annotated):
                 rows = [r for r in rows if r["em_iteration"] < it] + self.expectation(ctx, it, offset, tokens)
