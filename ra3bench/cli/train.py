@@ -57,13 +57,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from ra3bench.training.runner import load_train_config, train
-    from ra3bench.training.sweep import COMBINED, parse_each, train_each
+    from ra3bench.training.sweep import COMBINED, parse_each, plan_each, train_each
 
     if args.each is not None:
         arms = parse_each(args.each)
         if args.check:
-            for arm in arms:
-                load_train_config(args.trainer, args.config, [*args.overrides, arm.override])
+            plan_each(args.trainer, args.config, args.overrides, arms, resume=args.resume)
             print(f"{len(arms)} configs check out: {', '.join(a.label for a in arms)}")
             return 0
         parent = train_each(args.trainer, args.config, args.overrides, arms, resume=args.resume, data_dir=args.data_dir)

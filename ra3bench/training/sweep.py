@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ra3bench.config import ConfigError
 from ra3bench.errors import UsageError
@@ -47,6 +48,39 @@ def parse_each(text: str) -> list[Arm]:
     return arms
 
 
+@dataclass(frozen=True)
+class SweepPlan:
+    trainer_cls: Any
+    base: Any  # the config without any arm's override
+    parent: Path
+    runs: list[tuple[Arm, list[str], Path]]  # each arm, its overrides, its run folder
+
+
+def plan_each(
+    trainer_spec: str, config_path: Path | None, overrides: list[str], arms: list[Arm], *, resume: bool = False
+) -> SweepPlan:
+    """Every arm's config checked (all errors at once, each named by its label), and where each run goes."""
+    from ra3bench.training.runner import default_train_dir, load_train_config
+
+    trainer_cls, base = load_train_config(trainer_spec, config_path, overrides)
+    parent = Path(base.run.out) if base.run.out else default_train_dir(trainer_cls.name)
+    runs: list[tuple[Arm, list[str], Path]] = []
+    errors: list[str] = []
+    for arm in arms:
+        out = parent / arm.label
+        arm_overrides = [*overrides, arm.override, f"run.out={out}"]
+        try:
+            load_train_config(trainer_spec, config_path, arm_overrides)
+        except ConfigError as exc:
+            errors.extend(f"[{arm.label}] {e}" for e in exc.errors)
+        if not resume and (out / "curve.jsonl").exists():
+            errors.append(f"[{arm.label}] {out} already holds a training run; add --resume to continue the sweep")
+        runs.append((arm, arm_overrides, out))
+    if errors:
+        raise ConfigError(errors)
+    return SweepPlan(trainer_cls, base, parent, runs)
+
+
 def train_each(
     trainer_spec: str,
     config_path: Path | None,
@@ -58,38 +92,22 @@ def train_each(
 ) -> Path:
     """Check every arm's config, train the arms in order, draw them in one PNG; the parent folder."""
     from ra3bench.training.curves import plot_curves, read_curve
-    from ra3bench.training.runner import default_train_dir, load_train_config, train
+    from ra3bench.training.runner import train
 
-    trainer_cls, base = load_train_config(trainer_spec, config_path, overrides)
-    parent = Path(base.run.out) if base.run.out else default_train_dir(trainer_cls.name)
-    plans: list[tuple[Arm, list[str], Path]] = []
-    errors: list[str] = []
-    for arm in arms:
-        out = parent / arm.label
-        arm_overrides = [*overrides, arm.override, f"run.out={out}"]
-        try:
-            load_train_config(trainer_spec, config_path, arm_overrides)
-        except ConfigError as exc:
-            errors.extend(f"[{arm.label}] {e}" for e in exc.errors)
-        if not resume and (out / "curve.jsonl").exists():
-            errors.append(f"[{arm.label}] {out} already holds a training run; add --resume to continue the sweep")
-        plans.append((arm, arm_overrides, out))
-    if errors:
-        raise ConfigError(errors)
-    steps = int(getattr(base.trainer, "steps", 0))
-    for arm, arm_overrides, out in plans:
+    plan = plan_each(trainer_spec, config_path, overrides, arms, resume=resume)
+    steps = int(getattr(plan.base.trainer, "steps", 0))
+    for arm, arm_overrides, out in plan.runs:
         if resume and finished(out, steps):
             print(f"[{arm.label}] {out}: finished, kept")
             continue
         print(f"[{arm.label}] {arm.override} -> {out}")
         started = resume and (out / "config.yaml").exists()
         train(trainer_spec, config_path, arm_overrides, resume=started, data_dir=data_dir)
-    metric = getattr(trainer_cls, "curve_metric", "loss")
-    curves = {arm.label: read_curve(out) for arm, _, out in plans}
-    plot_curves(
-        curves, parent / COMBINED, title=f"{trainer_cls.name}: {arms[0].override.split('=')[0]}", train_metric=metric
-    )
-    return parent
+    metric = getattr(plan.trainer_cls, "curve_metric", "loss")
+    curves = {arm.label: read_curve(out) for arm, _, out in plan.runs}
+    title = f"{plan.trainer_cls.name}: {arms[0].override.split('=')[0]}"
+    plot_curves(curves, plan.parent / COMBINED, title=title, train_metric=metric)
+    return plan.parent
 
 
 def finished(run_dir: Path, steps: int) -> bool:
