@@ -19,6 +19,10 @@ examples:
   # one run per value, in RUN_OUT/<label>, curves side by side in RUN_OUT/curves.png (RLVR from each init)
   ra3bench train --trainer rlvr --config examples/train/rlvr_smollm2.yaml run.out=results/rlvr-by-init \\
       --each trainer.init=base:,ntp:results/ntp-smollm2/checkpoints/step-000048
+  # the same, each run's step 0 taken from the evaluation that already measured its init
+  ra3bench train --trainer rlvr --config examples/train/rlvr_smollm2.yaml run.out=results/rlvr-by-init \
+      --each trainer.init=base:,ntp:results/ntp-smollm2/checkpoints/step-000048 \
+      --each eval.start_from=base:results/ntp-smollm2/evals/step-000000,ntp:results/ntp-smollm2/evals/step-000048
 Config precedence: the trainer's defaults < the YAML file < key=value overrides (dotted keys).
 """
 
@@ -47,9 +51,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--each",
         metavar="KEY=LABEL:VALUE,...",
+        action="append",
         default=None,
         help="one run per value of KEY, in run.out/LABEL; every config checked first; one PNG of all "
-        "(with --resume: finished runs kept, stopped ones continued)",
+        "(with --resume: finished runs kept, stopped ones continued). Repeat it, same labels, to set "
+        "several keys per run",
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.lr=1e-4")
     parser.set_defaults(handler=handle)
@@ -57,10 +63,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from ra3bench.training.runner import load_train_config, train
-    from ra3bench.training.sweep import COMBINED, parse_each, plan_each, train_each
+    from ra3bench.training.sweep import COMBINED, plan_each, train_each, zip_each
 
     if args.each is not None:
-        arms = parse_each(args.each)
+        arms = zip_each(args.each)
         if args.check:
             plan_each(args.trainer, args.config, args.overrides, arms, resume=args.resume)
             print(f"{len(arms)} configs check out: {', '.join(a.label for a in arms)}")

@@ -67,6 +67,9 @@ class EvalConfig:
     suites: list[str] = field(default_factory=lambda: ["mbpp+"])
     every: int = 50  # evaluate every N optimizer steps (and at step 0 and at the end); 0: only 0 and end
     at_start: bool = True  # False: skip step 0 (the init was measured elsewhere, e.g. by the run it came from)
+    # an evals/step-N folder of another run that measured this run's starting weights with these same
+    # settings: its results are step 0's point (checked to match), not measured again
+    start_from: str = ""
     limit: int = 50  # the first N problems of each suite (a fixed subset), 0: all
     # per suite, the filters `ra3bench run` takes, e.g. {livecodebench: {start_date: "2024-08-01"}}: a
     # window after an RL training cut-off; applied before `limit`

@@ -16,6 +16,7 @@ apart (``eval_time_s``), so a method is not charged for how often it was measure
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import time
@@ -142,7 +143,10 @@ class TrainContext:
         started = time.perf_counter()
         try:
             folder = self.run_dir / "evals" / f"step-{step:06d}"
-            summaries = self.schedule.run(self.model, self.tokenizer, folder, f"{self.trainer_name}@step{step}")
+            if step == 0 and self.schedule.config.start_from and not force:
+                summaries = self.schedule.start_point()  # measured by another run on these weights
+            else:
+                summaries = self.schedule.run(self.model, self.tokenizer, folder, f"{self.trainer_name}@step{step}")
             eval_time = time.perf_counter() - started
             self._eval_time_s += eval_time
             for summary in summaries:
@@ -160,7 +164,7 @@ class TrainContext:
                             pass_at_k=value,
                             ci_low=low,
                             ci_high=high,
-                            run_dir=str(Path(summary["run_dir"]).relative_to(self.run_dir)),
+                            run_dir=os.path.relpath(summary["run_dir"], self.run_dir),
                             n_problems=summary["n_problems"],
                             n_samples=summary["n_samples"],
                         )

@@ -12,6 +12,7 @@ the suite's problems whose task id is in the training data, when ``exclude_train
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 from ra3bench.backends.base import GenerationParams
 from ra3bench.cli.common import selection_record
-from ra3bench.cli.execute import run_manifest
+from ra3bench.cli.execute import resumed_then_generated, run_manifest
 from ra3bench.errors import UsageError
 from ra3bench.expected import Expectations, load_or_compute
 from ra3bench.paths import cache_root
@@ -72,9 +73,69 @@ class EvalSchedule:
     def due(self, step: int) -> bool:
         """Step 0 (unless ``at_start`` is off), every ``every`` steps, and the last step."""
         every = self.config.every
-        if step == 0 and not self.config.at_start:
+        if step == 0 and not self.config.at_start and not self.config.start_from:
             return self.total_steps == 0
         return step == 0 or step == self.total_steps or (every > 0 and step % every == 0)
+
+    def start_errors(self) -> list[str]:
+        """Why ``start_from`` cannot stand for this run's step 0; empty when it can.
+
+        The borrowed point must be the same measurement this run would make: the same data
+        file, the same problems, the same n, k and sampling settings. That the weights are the
+        same (the init's own run, at the init's step) is the user's claim; the manifest records
+        which evaluation stood in, and the curve's ``run_dir`` points at it.
+        """
+        if not self.config.start_from:
+            return []
+        cfg, where = self.config, f"eval.start_from {self.config.start_from}"
+        errors = []
+        for plan in self.plans:
+            folder = Path(cfg.start_from) / plan.suite.name.replace("+", "plus")
+            try:
+                manifest = json.loads((folder / "manifest.json").read_text())
+                summary = json.loads((folder / "summary.json").read_text())
+            except (OSError, ValueError):
+                errors.append(f"{where}: no finished {plan.suite.name} evaluation in {folder} (summary.json)")
+                continue
+            generation = manifest.get("model", {}).get("generation", {})
+            wanted = {
+                "data file sha256": (manifest.get("suite", {}).get("data_sha256"), plan.suite.data_sha256),
+                "problems (tasks_sha256)": (
+                    manifest.get("selection", {}).get("tasks_sha256"),
+                    selection_record({}, plan.problems)["tasks_sha256"],
+                ),
+                "n": (manifest.get("n"), cfg.n),
+                "temperature": (generation.get("temperature"), cfg.temperature),
+                "top_p": (generation.get("top_p"), cfg.top_p),
+                "max_new_tokens": (generation.get("max_new_tokens"), cfg.max_new_tokens),
+                "seed": (generation.get("seed"), cfg.seed),
+            }
+            if cfg.prompt_style != "auto":
+                wanted["prompt_style"] = (manifest.get("model", {}).get("prompt_style"), cfg.prompt_style)
+            for what, (theirs, ours) in wanted.items():
+                if theirs != ours:
+                    errors.append(f"{where}: its {plan.suite.name} {what} is {theirs!r}, this run's is {ours!r}")
+            missing = [
+                f"pass@{k} {group}"
+                for group, values in summary.get("pass_at_k", {}).items()
+                for k in cfg.k
+                if str(k) not in values
+            ]
+            if missing:
+                errors.append(f"{where}: its {plan.suite.name} summary has no {', '.join(missing)}")
+        return errors
+
+    def start_point(self) -> list[dict]:
+        """The summaries of ``start_from``, in the shape :meth:`run` returns (no time spent here)."""
+        errors = self.start_errors()
+        if errors:
+            raise UsageError("; ".join(errors))
+        summaries = []
+        for plan in self.plans:
+            folder = Path(self.config.start_from) / plan.suite.name.replace("+", "plus")
+            summary = json.loads((folder / "summary.json").read_text())
+            summaries.append(summary | {"run_dir": str(folder), "eval_time_s": 0.0})
+        return summaries
 
     def filters(self, suite: str) -> dict:
         """How a suite's problems were chosen, for its manifests: the suite's ``select`` filters, then ``limit``."""
@@ -91,7 +152,24 @@ class EvalSchedule:
                 for plan in self.plans
             },
             "settings": self.settings.describe(),
-        }
+        } | ({"start_from": self._start_record()} if self.config.start_from else {})
+
+    def _start_record(self) -> dict:
+        """Which evaluation stood in for step 0: its folder, run id, model label and command."""
+        record = {}
+        for plan in self.plans:
+            folder = Path(self.config.start_from) / plan.suite.name.replace("+", "plus")
+            try:
+                manifest = json.loads((folder / "manifest.json").read_text())
+            except (OSError, ValueError):
+                manifest = {}
+            record[plan.suite.name] = {
+                "run_dir": str(folder),
+                "run_id": manifest.get("run_id"),
+                "model": manifest.get("model", {}).get("model"),
+                "command": manifest.get("command"),
+            }
+        return record
 
     def open(self) -> None:
         """Start the sandbox once for the whole run and compute the expected outputs up front."""
@@ -154,7 +232,8 @@ class EvalSchedule:
                 summary = run_pipeline(
                     suite=plan.suite,
                     problems=plan.problems,
-                    samples=backend.samples(plan.suite, plan.problems, cfg.n),
+                    # a run resumed mid-evaluation keeps what it wrote and generates only the rest
+                    samples=resumed_then_generated(run_folder, backend, plan.suite, plan.problems, cfg.n),
                     evaluator=Evaluator(plan.suite, self._sandbox, plan.expectations, self.settings),
                     folder=run_folder,
                     cache=self._cache,

@@ -85,6 +85,10 @@ def semantic_errors(config: Any) -> list[str]:
         errors.append(f"data.path: the {config.data.source} source needs a path")
     if config.eval.n < 1 or any(k < 1 or k > config.eval.n for k in config.eval.k):
         errors.append(f"eval.k: every k must be between 1 and eval.n ({config.eval.n})")
+    if config.eval.start_from and not Path(config.eval.start_from).is_dir():
+        errors.append(
+            f"eval.start_from: no folder {config.eval.start_from} (give an evals/step-N folder of a finished run)"
+        )
     return errors + select_errors(set(config.eval.select), config.eval.suites)
 
 
@@ -178,6 +182,8 @@ def train(
     steps = int(getattr(config.trainer, "steps", 0))
     # the schedule loads its suites (and reports their errors) before a model loads
     schedule = EvalSchedule(config.eval, steps, training_task_ids(examples), data_dir)
+    if not resume and (errors := schedule.start_errors()):
+        raise ConfigError(errors)
     seed_everything(config.run.seed)
     model, tokenizer, model_record = load_training_model(config.model, config.run.seed)
     run_dir.mkdir(parents=True, exist_ok=True)

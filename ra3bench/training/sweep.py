@@ -1,7 +1,9 @@
 """``ra3bench train --each KEY=LABEL:VALUE,...``: one training per value, curves side by side.
 
 The case it is for: RLVR from each initialization (base, NTP, RA3) with the same budget, so
-that one command produces comparable runs and one plot. Every config is checked before the
+that one command produces comparable runs and one plot. ``--each`` may be given several times
+with the same labels: an arm then sets every key its label names (e.g. ``trainer.init`` and the
+``eval.start_from`` that measured that init). Every config is checked before the
 first run trains; the runs go to ``<run.out>/<LABEL>``; with ``--resume`` a finished run is
 kept, a stopped one continues from its checkpoint and a missing one starts.
 """
@@ -23,7 +25,7 @@ COMBINED = "curves.png"
 @dataclass(frozen=True)
 class Arm:
     label: str
-    override: str  # KEY=VALUE
+    overrides: tuple[str, ...]  # KEY=VALUE, one per --each
 
 
 def parse_each(text: str) -> list[Arm]:
@@ -42,10 +44,27 @@ def parse_each(text: str) -> list[Arm]:
             )
         if label in {a.label for a in arms}:
             raise UsageError(f"--each {key}: the label {label!r} appears twice")
-        arms.append(Arm(label, f"{key}={value.strip()}"))
+        arms.append(Arm(label, (f"{key}={value.strip()}",)))
     if len(arms) < 2:
         raise UsageError(f"--each {key}: give at least two LABEL:VALUE items; one run needs no --each")
     return arms
+
+
+def zip_each(texts: list[str]) -> list[Arm]:
+    """Several ``--each`` options, one arm per label setting every key (the labels must agree)."""
+    parsed = [parse_each(text) for text in texts]
+    labels = [arm.label for arm in parsed[0]]
+    for text, arms in zip(texts[1:], parsed[1:], strict=True):
+        if sorted(a.label for a in arms) != sorted(labels):
+            raise UsageError(
+                f"--each {text.partition('=')[0]}: labels {', '.join(a.label for a in arms)} differ from the "
+                f"first --each's ({', '.join(labels)}); every --each names the same labels"
+            )
+    by_label = {arm.label: list(arm.overrides) for arm in parsed[0]}
+    for arms in parsed[1:]:
+        for arm in arms:
+            by_label[arm.label].extend(arm.overrides)
+    return [Arm(label, tuple(by_label[label])) for label in labels]
 
 
 @dataclass(frozen=True)
@@ -68,7 +87,7 @@ def plan_each(
     errors: list[str] = []
     for arm in arms:
         out = parent / arm.label
-        arm_overrides = [*overrides, arm.override, f"run.out={out}"]
+        arm_overrides = [*overrides, *arm.overrides, f"run.out={out}"]
         try:
             load_train_config(trainer_spec, config_path, arm_overrides)
         except ConfigError as exc:
@@ -100,12 +119,12 @@ def train_each(
         if resume and finished(out, steps):
             print(f"[{arm.label}] {out}: finished, kept")
             continue
-        print(f"[{arm.label}] {arm.override} -> {out}")
+        print(f"[{arm.label}] {' '.join(arm.overrides)} -> {out}")
         started = resume and (out / "config.yaml").exists()
         train(trainer_spec, config_path, arm_overrides, resume=started, data_dir=data_dir)
     metric = getattr(plan.trainer_cls, "curve_metric", "loss")
     curves = {arm.label: read_curve(out) for arm, _, out in plan.runs}
-    title = f"{plan.trainer_cls.name}: {arms[0].override.split('=')[0]}"
+    title = f"{plan.trainer_cls.name}: {arms[0].overrides[0].split('=')[0]}"
     plot_curves(curves, plan.parent / COMBINED, title=title, train_metric=metric)
     return plan.parent
 

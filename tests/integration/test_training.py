@@ -221,3 +221,55 @@ def test_each_runs_one_training_per_value_and_draws_them_together(private_cache,
     capsys.readouterr()
     assert main([*args, "--each", "trainer.lr=slow:1e-4,fast:3e-3", "--resume"]) == 0
     assert capsys.readouterr().out.count("finished, kept") == 2
+
+
+def test_start_from_reuses_a_matching_step_0_and_refuses_a_different_measurement(private_cache, tmp_path, capsys):
+    """RLVR from an init that another run already measured: step 0 is that measurement, checked
+    to be the same one (data, problems, n, sampling), traced to its folder, not measured again."""
+    quick = [o for o in QUICK if not o.startswith(("trainer.steps", "eval.every"))]
+    common = [*quick, "trainer.steps=2", "eval.every=0"]
+    first = train("ntp", None, [*common, f"run.out={tmp_path / 'first'}"])
+    measured = first / "evals" / "step-000000"
+    second = train("ntp", None, [*common, f"run.out={tmp_path / 'second'}", f"eval.start_from={measured}"])
+    zero = [p for p in curve(second) if p["kind"] == "eval" and p["step"] == 0]
+    assert {p["group"]: p["pass_at_k"] for p in zero} == {
+        p["group"]: p["pass_at_k"] for p in curve(first) if p["kind"] == "eval" and p["step"] == 0
+    }
+    assert all((second / p["run_dir"]).resolve() == (measured / "mbppplus").resolve() for p in zero)
+    assert not (second / "evals" / "step-000000").exists()  # nothing generated for step 0
+    assert (second / "evals" / "step-000002" / "mbppplus" / "summary.json").exists()
+    record = json.loads((second / "manifest.json").read_text())["evaluation"]["start_from"]["mbpp+"]
+    assert record["model"] == "ntp@step0" and record["run_dir"] == str(measured / "mbppplus")
+
+    args = ["train", "--trainer", "ntp", *common, f"run.out={tmp_path / 'third'}"]
+    assert main([*args, f"eval.start_from={measured}", "eval.max_new_tokens=9", "eval.temperature=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "max_new_tokens is 8, this run's is 9" in err and "temperature is 0.8, this run's is 0.5" in err
+    assert "Traceback" not in err and not (tmp_path / "third" / "curve.jsonl").exists()
+    assert main([*args, f"eval.start_from={tmp_path / 'nowhere'}", "--check"]) == 2
+    assert "eval.start_from: no folder" in capsys.readouterr().err
+
+
+def test_an_evaluation_resumed_after_its_samples_were_written_generates_nothing_again(private_cache, tmp_path):
+    """A run killed between suites (or mid-suite) keeps the samples it wrote: the model is asked
+    only for the missing ones, and the stored programs are the ones judged."""
+    from ra3bench.tiny import tiny_model
+    from ra3bench.training.base import EvalConfig
+    from ra3bench.training.evaluation import EvalSchedule
+
+    model, tokenizer = tiny_model()
+    config = EvalConfig(limit=2, n=1, max_new_tokens=8, sandbox="local", workers=2)
+    schedule = EvalSchedule(config, total_steps=1, training_ids=set())
+    try:
+        first = schedule.run(model, tokenizer, tmp_path / "step-0", "tiny@step0")
+        samples = (tmp_path / "step-0" / "mbppplus" / "samples.jsonl").read_text()
+
+        def no_generation(*args, **kwargs):
+            raise AssertionError("the resumed evaluation generated again")
+
+        model.generate = no_generation
+        again = schedule.run(model, tokenizer, tmp_path / "step-0", "tiny@step0")
+    finally:
+        schedule.close()
+    assert again[0]["pass_at_k"] == first[0]["pass_at_k"]
+    assert (tmp_path / "step-0" / "mbppplus" / "samples.jsonl").read_text() == samples

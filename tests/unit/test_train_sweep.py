@@ -5,16 +5,26 @@ from __future__ import annotations
 import pytest
 
 from ra3bench.errors import UsageError
-from ra3bench.training.sweep import Arm, parse_each
+from ra3bench.training.sweep import Arm, parse_each, zip_each
 
 
 def test_arms_keep_order_and_allow_an_empty_value() -> None:
     arms = parse_each("trainer.init=base:, ntp:results/ntp/checkpoints/step-000048,ra3:a:b")
     assert arms == [
-        Arm("base", "trainer.init="),
-        Arm("ntp", "trainer.init=results/ntp/checkpoints/step-000048"),
-        Arm("ra3", "trainer.init=a:b"),  # only the first colon splits
+        Arm("base", ("trainer.init=",)),
+        Arm("ntp", ("trainer.init=results/ntp/checkpoints/step-000048",)),
+        Arm("ra3", ("trainer.init=a:b",)),  # only the first colon splits
     ]
+
+
+def test_repeated_each_sets_several_keys_per_label() -> None:
+    arms = zip_each(["trainer.init=base:,ntp:ckpt", "eval.start_from=ntp:evals/step-48,base:evals/step-0"])
+    assert arms == [
+        Arm("base", ("trainer.init=", "eval.start_from=evals/step-0")),
+        Arm("ntp", ("trainer.init=ckpt", "eval.start_from=evals/step-48")),
+    ]
+    with pytest.raises(UsageError, match=r"labels a, c differ from the first --each's \(a, b\)"):
+        zip_each(["trainer.lr=a:1,b:2", "trainer.init=a:x,c:y"])
 
 
 @pytest.mark.parametrize(
