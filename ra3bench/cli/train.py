@@ -62,13 +62,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ra3bench.training.runner import load_train_config, train
+    from ra3bench.config import ConfigError
+    from ra3bench.training.runner import load_train_config, start_from_errors, train
     from ra3bench.training.sweep import COMBINED, plan_each, train_each, zip_each
 
     if args.each is not None:
         arms = zip_each(args.each)
         if args.check:
-            plan_each(args.trainer, args.config, args.overrides, arms, resume=args.resume)
+            plan_each(args.trainer, args.config, args.overrides, arms, resume=args.resume, data_dir=args.data_dir)
             print(f"{len(arms)} configs check out: {', '.join(a.label for a in arms)}")
             return 0
         parent = train_each(args.trainer, args.config, args.overrides, arms, resume=args.resume, data_dir=args.data_dir)
@@ -80,6 +81,8 @@ def handle(args: argparse.Namespace) -> int:
         from ra3bench.config import config_to_dict
 
         _, config = load_train_config(args.trainer, args.config, args.overrides)
+        if errors := start_from_errors(config, args.data_dir):
+            raise ConfigError(errors)
         print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
         return 0
     run_dir = train(args.trainer, args.config, args.overrides, resume=args.resume, data_dir=args.data_dir)

@@ -210,6 +210,18 @@ def train(
     return run_dir
 
 
+def start_from_errors(config: Any, data_dir: Path | None = None) -> list[str]:
+    """``eval.start_from`` checked against the evaluation this config would run (loads the data)."""
+    if not config.eval.start_from:
+        return []
+    from ra3bench.training.data import load_examples, training_task_ids
+    from ra3bench.training.evaluation import EvalSchedule
+
+    examples = load_examples(config.data, data_dir)
+    steps = int(getattr(config.trainer, "steps", 0))
+    return EvalSchedule(config.eval, steps, training_task_ids(examples), data_dir).start_errors()
+
+
 def default_train_dir(trainer: str) -> Path:
     return Path("results") / f"train-{trainer}-{dt.datetime.now():%Y%m%d-%H%M%S}"
 

@@ -76,10 +76,16 @@ class SweepPlan:
 
 
 def plan_each(
-    trainer_spec: str, config_path: Path | None, overrides: list[str], arms: list[Arm], *, resume: bool = False
+    trainer_spec: str,
+    config_path: Path | None,
+    overrides: list[str],
+    arms: list[Arm],
+    *,
+    resume: bool = False,
+    data_dir: Path | None = None,
 ) -> SweepPlan:
     """Every arm's config checked (all errors at once, each named by its label), and where each run goes."""
-    from ra3bench.training.runner import default_train_dir, load_train_config
+    from ra3bench.training.runner import default_train_dir, load_train_config, start_from_errors
 
     trainer_cls, base = load_train_config(trainer_spec, config_path, overrides)
     parent = Path(base.run.out) if base.run.out else default_train_dir(trainer_cls.name)
@@ -89,7 +95,9 @@ def plan_each(
         out = parent / arm.label
         arm_overrides = [*overrides, *arm.overrides, f"run.out={out}"]
         try:
-            load_train_config(trainer_spec, config_path, arm_overrides)
+            _, config = load_train_config(trainer_spec, config_path, arm_overrides)
+            if not (resume and (out / "config.yaml").exists()):  # a started arm already passed this check
+                errors.extend(f"[{arm.label}] {e}" for e in start_from_errors(config, data_dir))
         except ConfigError as exc:
             errors.extend(f"[{arm.label}] {e}" for e in exc.errors)
         if not resume and (out / "curve.jsonl").exists():
@@ -113,7 +121,7 @@ def train_each(
     from ra3bench.training.curves import plot_curves, read_curve
     from ra3bench.training.runner import train
 
-    plan = plan_each(trainer_spec, config_path, overrides, arms, resume=resume)
+    plan = plan_each(trainer_spec, config_path, overrides, arms, resume=resume, data_dir=data_dir)
     steps = int(getattr(plan.base.trainer, "steps", 0))
     for arm, arm_overrides, out in plan.runs:
         if resume and finished(out, steps):

@@ -248,6 +248,14 @@ def test_start_from_reuses_a_matching_step_0_and_refuses_a_different_measurement
     assert "Traceback" not in err and not (tmp_path / "third" / "curve.jsonl").exists()
     assert main([*args, f"eval.start_from={tmp_path / 'nowhere'}", "--check"]) == 2
     assert "eval.start_from: no folder" in capsys.readouterr().err
+    assert main([*args, f"eval.start_from={measured}", "eval.max_new_tokens=9", "--check"]) == 2
+    assert "max_new_tokens is 8, this run's is 9" in capsys.readouterr().err
+    # a sweep checks every arm's start point before its first arm trains
+    sweep = ["train", "--trainer", "ntp", *common, f"run.out={tmp_path / 'sweep'}"]
+    each = ["--each", f"eval.start_from=a:{measured},b:{measured}", "--each", "eval.max_new_tokens=a:8,b:9"]
+    assert main([*sweep, *each]) == 2
+    err = capsys.readouterr().err
+    assert "[b] eval.start_from" in err and "[a]" not in err and not (tmp_path / "sweep").exists()
 
 
 def test_an_evaluation_resumed_after_its_samples_were_written_generates_nothing_again(private_cache, tmp_path):
