@@ -107,7 +107,7 @@ class TrainContext:
         self._eval_time_s = 0.0
         self._clock = time.perf_counter()
         self._evaluated: set[int] = set()
-        self._manifest = manifest
+        self._manifest = _carried_over(run_dir / "manifest.json", manifest) if resume else manifest
         self._write_manifest()
 
     # -- time ----------------------------------------------------------------------------------
@@ -197,6 +197,7 @@ class TrainContext:
                 **state,
                 "step": step,
                 "train_time_s": self.train_time_s(),
+                "eval_time_s": self._eval_time_s,
                 "evaluated": sorted(self._evaluated),
                 "curve_lines": self.curve.lines(),
                 "rng": _rng_state(),
@@ -223,6 +224,7 @@ class TrainContext:
         state = torch.load(folder / STATE, weights_only=False)
         _set_rng_state(state.pop("rng"))
         self._train_time_s = state.get("train_time_s", 0.0)
+        self._eval_time_s = state.get("eval_time_s", 0.0)
         self._evaluated = set(state.get("evaluated", []))
         self.curve.truncate_after(state["step"], state.get("curve_lines"))
         return state
@@ -247,6 +249,19 @@ class TrainContext:
         )
         self.curve.close()
         self.schedule.close()
+
+
+def _carried_over(path: Path, fresh: dict) -> dict:
+    """A resumed run keeps the manifest it started with (its creation time, code, trainer records)
+    and appends this session's code and versions under ``resumes``: a run that spans several code
+    versions says so."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return fresh
+    session = {"at": fresh["created"], "code": fresh["code"], "versions": fresh["versions"]}
+    kept = {k: v for k, v in old.items() if k not in ("finished", "train_time_s", "eval_time_s")}
+    return fresh | kept | {"resumes": [*old.get("resumes", []), session]}
 
 
 def base_manifest(trainer_name: str, config_dict: dict, model_record: dict, data_record: dict, schedule) -> dict:

@@ -99,7 +99,15 @@ def test_resuming_from_a_mid_run_checkpoint_reaches_the_same_loss(private_cache,
     with pytest.raises(KeyboardInterrupt):
         train(f"{__name__}:DiesAtStep13", None, overrides)
     assert (tmp_path / "resumed/checkpoints/LATEST").read_text().strip() == "step-000012"
+    started = json.loads((tmp_path / "resumed/manifest.json").read_text())
     resumed = train("ntp", None, overrides, resume=True)
+    manifest = json.loads((resumed / "manifest.json").read_text())
+    # the manifest is the one the run started with, plus the session that resumed it
+    assert manifest["created"] == started["created"] and manifest["code"] == started["code"]
+    assert len(manifest["resumes"]) == 1 and manifest["resumes"][0]["at"] >= started["created"]
+    # evaluation time before the kill (steps 0 and 10) still counts
+    measured = {(p["step"], p["suite"]): p["eval_time_s"] for p in curve(resumed) if p["kind"] == "eval"}
+    assert manifest["eval_time_s"] >= 0.95 * sum(measured.values())
     expected, got = losses(straight), losses(resumed)
     assert sorted(got) == sorted(expected)  # no step twice, none missing
     assert got[STEPS] == pytest.approx(expected[STEPS], abs=1e-4)
