@@ -382,3 +382,52 @@ def test_a_pad_after_a_stop_string_is_not_a_sampled_token():
     assert stopped.program == "def f():\n    return 1\n"
     ended = _rollout("toy", problem, prompt, [1], [*code[:-2], eos, eos], tok, PromptStyle.CHAT, {eos})
     assert ended.completion_ids == [*code[:-2], eos] and ended.finish == "eos"
+
+
+def test_skipping_samples_of_advantage_zero_leaves_the_update_as_it_was():
+    """Groups that all passed or all failed add nothing to GRPO's loss: the update skips their
+    forward/backward, and the weights after two updates (one batch with a signal, one without,
+    where only the optimizer's momentum moves them) equal those of the full computation."""
+    import copy
+    import random
+    from types import SimpleNamespace
+
+    import torch
+    from ra3bench_rlvr.config import RLVRConfig
+    from ra3bench_rlvr.rollout import Rollout
+    from ra3bench_rlvr.trainer import GRPOLoop
+
+    from ra3bench.tiny import tiny_model
+
+    model, tokenizer = tiny_model()
+    cfg = RLVRConfig(group_size=4, micro_batch=3, lr=1e-2)
+    rng = random.Random(0)
+
+    def rollout() -> Rollout:
+        prompt = [rng.randrange(5, 300) for _ in range(rng.randint(3, 6))]
+        return Rollout("toy", None, prompt, [rng.randrange(5, 300) for _ in range(rng.randint(1, 5))], "eos", "")
+
+    batches = [[rollout() for _ in range(8)] for _ in range(2)]
+    signal, none = group_advantages([0, 0, 0, 0, 1, 0, 1, 1], 4)[0], group_advantages([1] * 4 + [0] * 4, 4)[0]
+    assert any(signal) and not any(none)
+
+    def trained(skip: bool) -> tuple[dict, list[dict]]:
+        m = copy.deepcopy(model)
+        loop = GRPOLoop(SimpleNamespace(model=m, tokenizer=tokenizer), cfg, None, [], None)
+        loop.params = [p for p in m.parameters() if p.requires_grad]
+        # SGD with momentum: the same momentum step on an empty batch as AdamW, and, unlike Adam's
+        # normalised step, no amplification of float noise in near-zero gradients
+        loop.optimizer = torch.optim.SGD(loop.params, lr=cfg.lr, momentum=0.9)
+        loop.scheduler = torch.optim.lr_scheduler.LambdaLR(loop.optimizer, lambda _: 1.0)
+        loop.reference = None
+        if not skip:
+            loop.contributing = lambda kept, advantages: kept
+        stats = [loop.update(batch, adv, list(range(8))) for batch, adv in zip(batches, (signal, none), strict=True)]
+        return {k: v.detach().clone() for k, v in m.state_dict().items()}, stats
+
+    (skipped, skipped_stats), (full, full_stats) = trained(skip=True), trained(skip=False)
+    for name, value in full.items():
+        assert torch.allclose(skipped[name], value, atol=1e-7), name
+    assert not torch.equal(full["model.embed_tokens.weight"], model.state_dict()["model.embed_tokens.weight"])
+    for a, b in zip(skipped_stats, full_stats, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-6) and a["grad_norm"] == pytest.approx(b["grad_norm"])

@@ -156,13 +156,16 @@ class GRPOLoop:
             self.scheduler.step()
             return {"loss": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
         pad = self.ctx.tokenizer.pad_token_id
-        chunks = [kept[i : i + cfg.micro_batch] for i in range(0, len(kept), cfg.micro_batch)]
+        # the loss is normalised by every kept sample's tokens, as if all took part...
+        n_tokens = max(1.0, float(sum(len(rollouts[j].completion_ids) for j in kept)))
+        # ...but one with advantage 0 adds nothing to it or its gradient (no KL term): skip its passes
+        active = self.contributing(kept, advantages)
+        chunks = [active[i : i + cfg.micro_batch] for i in range(0, len(active), cfg.micro_batch)]
         rows = [
             Rows.build([rollouts[j].prompt_ids for j in c], [rollouts[j].completion_ids for j in c], pad)
             for c in chunks
         ]
         advs = [torch.tensor([advantages[j] for j in c]) for c in chunks]
-        n_tokens = max(1.0, float(sum(r.completion_mask.sum() for r in rows)))
         with torch.no_grad():
             old = [completion_logprobs(model, r, cfg.temperature) for r in rows] if cfg.updates_per_batch > 1 else None
             ref = [self._reference_logprobs(r) for r in rows] if self.reference is not None else None
@@ -185,6 +188,9 @@ class GRPOLoop:
                 loss_sum += float(loss.detach())
                 clipped += stats["clipped_tokens"]
                 kl += stats.get("kl_sum", 0.0)
+            if not rows:  # no signal in the batch: a zero gradient, so AdamW's momentum still steps as it would
+                for param in self.params:
+                    param.grad = torch.zeros_like(param)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm))
             self.optimizer.step()
         self.scheduler.step()
@@ -192,6 +198,14 @@ class GRPOLoop:
         if self.reference is not None:
             out["kl"] = kl / n_tokens
         return out
+
+    def contributing(self, kept: list[int], advantages: list[float]) -> list[int]:
+        """The kept samples whose forward/backward can change the update: with no KL term, a
+        sample of advantage 0 (a group that all passed or all failed) has zero loss and zero
+        gradient, and skipping it saves most of the update when few groups have any signal."""
+        if self.cfg.beta > 0:
+            return kept
+        return [j for j in kept if advantages[j] != 0]
 
     def _reference(self) -> Any:
         """LoRA: the same model with its adapters off. Otherwise a frozen copy of the initial weights."""
