@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -198,8 +198,11 @@ def training_blocks(
     overlaid = dict(curves) | {run.label: reference_curve(run) for run in references if run.suite in suites}
     image = plots.plot_training(overlaid, plot_dir / "curves.png", title="pass@k during training")
     rows = []
+    uneven = False
     for key in keys:
         runs = {label: series[key] for label, series in trained.items() if key in series}
+        shared = shared_steps(runs.values())
+        uneven |= shared is not None
         level = threshold
         if level is None:  # the highest level every run reaches: who gets there first
             bests = [curve_metrics(pts)["best"] for pts in runs.values()]
@@ -217,6 +220,7 @@ def training_blocks(
                     f"{_pct(m['best'])} @ {m['best_step']}",
                     _pct(m["auc"]),
                     f"{_pct(level)}: {reach}",
+                    shared_auc(pts, shared),
                 ]
             )
     how = (
@@ -225,9 +229,50 @@ def training_blocks(
     return [
         Heading("Training curves"),
         Image(image, "pass@k against the optimizer step, 95% intervals shaded; training loss below"),
-        Table(["series", "run", "evals", "first %", "final %", "best % @ step", "AUC %", "steps to threshold"], rows),
-        Para(f"AUC: area under pass@k over steps divided by the step range (the mean level during training); {how}."),
+        Table(TRAINING_COLUMNS, rows),
+        Para(
+            f"AUC: area under pass@k over steps divided by the step range (the mean level during training); {how}."
+            + (
+                " The runs of a series do not cover the same steps (one starts later, e.g. with eval.at_start "
+                "off, or ends sooner), so their AUCs are not comparable; the last column is each run's AUC over "
+                "the steps all of them cover."
+                if uneven
+                else ""
+            )
+        ),
     ]
+
+
+TRAINING_COLUMNS = [
+    "series",
+    "run",
+    "evals",
+    "first %",
+    "final %",
+    "best % @ step",
+    "AUC %",
+    "steps to threshold",
+    "AUC % on shared steps",
+]
+
+
+def shared_steps(runs: Iterable[Sequence[dict]]) -> tuple[int, int] | None:
+    """The step range every run of a series covers, when their ranges differ (else None)."""
+    ranges = {(min(int(p["step"]) for p in pts), max(int(p["step"]) for p in pts)) for pts in runs if pts}
+    if len(ranges) < 2:
+        return None
+    return max(lo for lo, _ in ranges), min(hi for _, hi in ranges)
+
+
+def shared_auc(points: Sequence[dict], shared: tuple[int, int] | None) -> str:
+    """The AUC over the shared range, with the range; "same" where every run covers the same steps."""
+    if shared is None:
+        return "same"
+    lo, hi = shared
+    inside = [p for p in points if lo <= int(p["step"]) <= hi]
+    if lo > hi or not inside:
+        return "none shared"
+    return f"{_pct(curve_metrics(inside)['auc'])} ({lo}–{hi})"
 
 
 def build_report(

@@ -241,3 +241,25 @@ def test_plot_curves_draws_the_trainers_metric_below(tmp_path, monkeypatch):
     assert "reward_mean" in axes[-1].get_title() and "not a benchmark" in axes[-1].get_title()
     (line,) = axes[-1].get_lines()
     assert list(line.get_ydata()) == [step / 10 for step in range(1, 11)]
+
+
+def test_report_compares_aucs_over_the_steps_every_run_covers(tmp_path):
+    """A run that skipped step 0 (eval.at_start off) has an AUC over 24-48 only: the report says
+    so and gives each run's AUC over the steps all runs cover."""
+    from ra3bench.report.base import Table
+    from ra3bench.report.build import training_blocks
+
+    def run(points: dict[int, float]) -> list[dict]:
+        return [
+            {"kind": "eval", "step": s, "suite": "mbpp+", "group": "base", "k": 1, "pass_at_k": v}
+            for s, v in points.items()
+        ]
+
+    curves = {"NTP": run({0: 0.03, 24: 0.10, 48: 0.135}), "RA3": run({24: 0.09, 48: 0.13})}
+    blocks = training_blocks(curves, [], tmp_path, None)
+    table = next(b for b in blocks if isinstance(b, Table))
+    shared = {row[1]: row[-1] for row in table.rows}
+    assert shared == {"NTP": "11.8 (24–48)", "RA3": "11.0 (24–48)"}
+    assert any("not comparable" in getattr(b, "text", "") for b in blocks)
+    same = training_blocks({"A": run({0: 0.1, 8: 0.2}), "B": run({0: 0.1, 8: 0.3})}, [], tmp_path, None)
+    assert {row[-1] for row in next(b for b in same if isinstance(b, Table)).rows} == {"same"}
