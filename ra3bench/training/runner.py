@@ -89,7 +89,40 @@ def semantic_errors(config: Any) -> list[str]:
         errors.append(
             f"eval.start_from: no folder {config.eval.start_from} (give an evals/step-N folder of a finished run)"
         )
+    elif config.eval.start_from:
+        errors.extend(start_weights_errors(config))
     return errors + select_errors(set(config.eval.select), config.eval.suites)
+
+
+def start_weights_errors(config: Any) -> list[str]:
+    """``eval.start_from`` must have measured the weights this run starts from: with
+    ``trainer.init``, that checkpoint's own run at that step; without, the untrained
+    ``model.name`` (a run's step 0 that had no init of its own)."""
+    import re
+
+    import yaml
+
+    folder = Path(config.eval.start_from)
+    run, match = folder.resolve().parent.parent, re.fullmatch(r"step-(\d+)", folder.resolve().name)
+    if not match or folder.resolve().parent.name != "evals" or not (run / "config.yaml").is_file():
+        return [f"eval.start_from: {folder} is not the evals/step-N folder of a training run"]
+    step = int(match.group(1))
+    source = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    source_init = (source.get("trainer") or {}).get("init") or ""
+    init = getattr(config.trainer, "init", "") or ""
+    if init:
+        measured = run / "checkpoints" / f"step-{step:06d}"
+        if Path(init).resolve() != measured.resolve():
+            return [
+                f"eval.start_from: {folder} measured {run.name} at step {step}, but this run starts from "
+                f"trainer.init {init}; give the evals/step-N folder of that checkpoint's run"
+            ]
+    elif step != 0 or source_init or (source.get("model") or {}).get("name") != config.model.name:
+        return [
+            f"eval.start_from: {folder} measured {run.name} at step {step}, not the untrained {config.model.name} "
+            "this run starts from; give a step-000000 folder of a run of the same model.name without an init"
+        ]
+    return []
 
 
 def select_errors(selected: set[str], suites: list) -> list[str]:

@@ -256,6 +256,17 @@ def test_start_from_reuses_a_matching_step_0_and_refuses_a_different_measurement
     assert "Traceback" not in err and not (tmp_path / "third" / "curve.jsonl").exists()
     assert main([*args, f"eval.start_from={tmp_path / 'nowhere'}", "--check"]) == 2
     assert "eval.start_from: no folder" in capsys.readouterr().err
+    # it must have measured the weights this run starts from: step 2 of a run is not the base model
+    assert main([*args, f"eval.start_from={first / 'evals' / 'step-000002'}", "--check"]) == 2
+    assert "measured first at step 2, not the untrained tiny-random" in capsys.readouterr().err
+    # from a checkpoint (rlvr's trainer.init): the evaluation of that checkpoint, not another one
+    evals = [o for o in quick if o.startswith("eval.")]
+    init = f"trainer.init={first}/checkpoints/step-000002"
+    rlvr = ["train", "--trainer", "rlvr", "model.name=tiny-random", *evals, init]
+    assert main([*rlvr, f"eval.start_from={measured}", "--check"]) == 2
+    assert "but this run starts from trainer.init" in capsys.readouterr().err
+    assert main([*rlvr, f"eval.start_from={first}/evals/step-000002", "--check"]) == 0
+    capsys.readouterr()
     assert main([*args, f"eval.start_from={measured}", "eval.max_new_tokens=9", "--check"]) == 2
     assert "max_new_tokens is 8, this run's is 9" in capsys.readouterr().err
     # a sweep checks every arm's start point before its first arm trains
