@@ -14,6 +14,7 @@ wrote; a torn last line (a kill in mid-write) is dropped when the folder is reop
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -143,8 +144,14 @@ def host_info() -> dict[str, Any]:
     }
 
 
+@functools.cache
 def code_version() -> dict[str, Any]:
-    """ra3bench's version, and the git commit (with a dirty flag) when run from a checkout."""
+    """ra3bench's version, and the git commit (with a dirty flag) when run from a checkout.
+
+    Read once per process, when the command starts (``cli.main``): the code a process runs is
+    what it imported then, so a commit made while a long run (a sweep's later arms) goes on must
+    not be recorded as its code.
+    """
     here = str(Path(__file__).resolve().parent)
 
     def git(*args: str) -> str:

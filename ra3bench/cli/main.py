@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ra3bench.results import code_version
+
+    code_version()  # the commit this process runs, read before anything long starts
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:  # `train ... --each X key=value`: argparse cannot take positionals after an option

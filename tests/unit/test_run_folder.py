@@ -28,3 +28,22 @@ def test_a_folder_of_another_run_is_not_resumed(tmp_path):
     RunFolder(tmp_path).open({**manifest, "run_id": "other"})  # same run: fine
     with pytest.raises(UsageError, match="differs in: model"):
         RunFolder(tmp_path).open({**manifest, "model": {"model": "other"}})
+
+
+def test_the_code_version_is_read_once_per_process(monkeypatch):
+    """A sweep's later arms start long after the command did; a commit made meanwhile is not the
+    code they run, so the manifest keeps what was read first."""
+    import subprocess
+
+    from ra3bench import results
+
+    results.code_version.cache_clear()
+    first = results.code_version()
+    calls = []
+
+    def later_commit(*args, **kwargs):
+        calls.append(args)
+        return subprocess.CompletedProcess(args, 0, "f" * 40, "")
+
+    monkeypatch.setattr(subprocess, "run", later_commit)
+    assert results.code_version() == first and not calls
