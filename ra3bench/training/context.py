@@ -259,7 +259,7 @@ def _carried_over(path: Path, fresh: dict) -> dict:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
         return fresh
-    session = {"at": fresh["created"], "code": fresh["code"], "versions": fresh["versions"]}
+    session = {"at": fresh.get("created", now_iso()), "code": fresh.get("code"), "versions": fresh.get("versions")}
     kept = {k: v for k, v in old.items() if k not in ("finished", "train_time_s", "eval_time_s")}
     return fresh | kept | {"resumes": [*old.get("resumes", []), session]}
 
