@@ -43,6 +43,11 @@ class SuitePlan:
     expectations: Expectations | None = None
 
 
+def suite_dir(suite: Suite) -> str:
+    """The folder of a suite's evaluation inside ``evals/step-N/`` (``mbpp+`` -> ``mbppplus``)."""
+    return suite.name.replace("+", "plus")
+
+
 class EvalSchedule:
     """When to evaluate, on what, and the evaluation itself."""
 
@@ -77,26 +82,35 @@ class EvalSchedule:
             return self.total_steps == 0
         return step == 0 or step == self.total_steps or (every > 0 and step % every == 0)
 
+    def _borrowed(self, plan: SuitePlan) -> tuple[Path, dict, dict] | None:
+        """``start_from``'s evaluation of one suite: its folder, manifest and summary (None if unfinished)."""
+        folder = Path(self.config.start_from) / suite_dir(plan.suite)
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+            summary = json.loads((folder / "summary.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return folder, manifest, summary
+
     def start_errors(self) -> list[str]:
         """Why ``start_from`` cannot stand for this run's step 0; empty when it can.
 
         The borrowed point must be the same measurement this run would make: the same data
-        file, the same problems, the same n, k and sampling settings. That the weights are the
-        same (the init's own run, at the init's step) is the user's claim; the manifest records
-        which evaluation stood in, and the curve's ``run_dir`` points at it.
+        file, the same problems, the same n, k and sampling settings. That it measured the same
+        weights is checked with the config (``runner.start_weights_errors``); the manifest
+        records which evaluation stood in, and the curve's ``run_dir`` points at it.
         """
         if not self.config.start_from:
             return []
         cfg, where = self.config, f"eval.start_from {self.config.start_from}"
         errors = []
         for plan in self.plans:
-            folder = Path(cfg.start_from) / plan.suite.name.replace("+", "plus")
-            try:
-                manifest = json.loads((folder / "manifest.json").read_text())
-                summary = json.loads((folder / "summary.json").read_text())
-            except (OSError, ValueError):
+            borrowed = self._borrowed(plan)
+            if borrowed is None:
+                folder = Path(cfg.start_from) / suite_dir(plan.suite)
                 errors.append(f"{where}: no finished {plan.suite.name} evaluation in {folder} (summary.json)")
                 continue
+            _, manifest, summary = borrowed
             generation = manifest.get("model", {}).get("generation", {})
             wanted = {
                 "data file sha256": (manifest.get("suite", {}).get("data_sha256"), plan.suite.data_sha256),
@@ -132,8 +146,9 @@ class EvalSchedule:
             raise UsageError("; ".join(errors))
         summaries = []
         for plan in self.plans:
-            folder = Path(self.config.start_from) / plan.suite.name.replace("+", "plus")
-            summary = json.loads((folder / "summary.json").read_text())
+            borrowed = self._borrowed(plan)
+            assert borrowed is not None  # start_errors found every suite's evaluation finished
+            folder, _, summary = borrowed
             summaries.append(summary | {"run_dir": str(folder), "eval_time_s": 0.0})
         return summaries
 
@@ -158,13 +173,9 @@ class EvalSchedule:
         """Which evaluation stood in for step 0: its folder, run id, model label and command."""
         record = {}
         for plan in self.plans:
-            folder = Path(self.config.start_from) / plan.suite.name.replace("+", "plus")
-            try:
-                manifest = json.loads((folder / "manifest.json").read_text())
-            except (OSError, ValueError):
-                manifest = {}
+            _, manifest, _ = self._borrowed(plan) or (None, {}, {})
             record[plan.suite.name] = {
-                "run_dir": str(folder),
+                "run_dir": str(Path(self.config.start_from) / suite_dir(plan.suite)),
                 "run_id": manifest.get("run_id"),
                 "model": manifest.get("model", {}).get("model"),
                 "command": manifest.get("command"),
@@ -213,7 +224,7 @@ class EvalSchedule:
         try:
             for plan in self.plans:
                 started = time.perf_counter()
-                run_folder = RunFolder(folder / plan.suite.name.replace("+", "plus"))
+                run_folder = RunFolder(folder / suite_dir(plan.suite))
                 assert plan.expectations is not None
                 run_folder.open(
                     run_manifest(

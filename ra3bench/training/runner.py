@@ -202,8 +202,7 @@ def train(
 ) -> Path:
     """Check the config, build the context, run the trainer; the run folder."""
     from ra3bench.training.context import TrainContext, base_manifest, load_training_model, seed_everything
-    from ra3bench.training.data import data_record, load_examples, training_task_ids
-    from ra3bench.training.evaluation import EvalSchedule
+    from ra3bench.training.data import data_record, load_examples
 
     trainer_cls, config = load_train_config(trainer_spec, config_path, overrides)
     run_dir = Path(config.run.out) if config.run.out else default_train_dir(trainer_cls.name)
@@ -214,7 +213,7 @@ def train(
     examples = load_examples(config.data, data_dir)
     steps = int(getattr(config.trainer, "steps", 0))
     # the schedule loads its suites (and reports their errors) before a model loads
-    schedule = EvalSchedule(config.eval, steps, training_task_ids(examples), data_dir)
+    schedule = eval_schedule(config, examples, data_dir)
     if not resume and (errors := schedule.start_errors()):
         raise ConfigError(errors)
     seed_everything(config.run.seed)
@@ -247,12 +246,18 @@ def start_from_errors(config: Any, data_dir: Path | None = None) -> list[str]:
     """``eval.start_from`` checked against the evaluation this config would run (loads the data)."""
     if not config.eval.start_from:
         return []
-    from ra3bench.training.data import load_examples, training_task_ids
+    from ra3bench.training.data import load_examples
+
+    return eval_schedule(config, load_examples(config.data, data_dir), data_dir).start_errors()
+
+
+def eval_schedule(config: Any, examples: list, data_dir: Path | None = None) -> Any:
+    """The run's evaluation schedule: the same one for the config check and for the run itself."""
+    from ra3bench.training.data import training_task_ids
     from ra3bench.training.evaluation import EvalSchedule
 
-    examples = load_examples(config.data, data_dir)
     steps = int(getattr(config.trainer, "steps", 0))
-    return EvalSchedule(config.eval, steps, training_task_ids(examples), data_dir).start_errors()
+    return EvalSchedule(config.eval, steps, training_task_ids(examples), data_dir)
 
 
 def default_train_dir(trainer: str) -> Path:
