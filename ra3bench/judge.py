@@ -1,7 +1,11 @@
 """Trusted judgement: build a candidate's jobs and turn what came back into verdicts.
 
-Nothing here executes the candidate. VALUES groups compare decoded return values with the
-reference's (``oracles.values_match``). REPLAY groups re-run the data set's own test
+Nothing here executes the candidate, and nothing here believes it: what came back is the
+program's claim (``sandbox/claims.py``). A claim is decoded strictly (known tags, bounded
+depth, finite numbers; a digest only where the job asked for one and an expected digest
+exists), anything malformed is a ``fail`` of the program, and judging one group is a total
+function: whatever arrives, it returns a verdict and never raises. VALUES groups compare
+decoded return values with the reference's (``oracles.values_match``). REPLAY groups re-run the data set's own test
 program in this process, with the entry point replaced by a lookup table of the
 candidate's decoded return values: the assertion semantics of the original benchmark,
 without letting the candidate near the comparison.
@@ -9,6 +13,7 @@ without letting the candidate near the comparison.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import threading
@@ -19,6 +24,7 @@ from ra3bench.checkers import output_matches
 from ra3bench.expected import Expectations, GroupExpectation
 from ra3bench.oracles import values_match
 from ra3bench.sandbox.base import CallResult, CallStatus, GroupVerdict, Job, JobResult, Limits, Status
+from ra3bench.sandbox.claims import MALFORMED, MalformedClaim, decode_claim, digest_claim, is_digest_claim
 from ra3bench.sandbox.harness.protocol import decode_value, encode_value
 from ra3bench.suites.base import Comparison, Problem
 
@@ -147,6 +153,7 @@ def checker_job(
         time_limits_s=[CHECKER_TIME_S] * len(calls),
         fail_fast=False,
         limits=limits,
+        holds_expected=True,  # the correct output is one of its files
     )
 
 
@@ -179,9 +186,30 @@ def judge_group(
     """Under ``fail_fast`` judging stops at the first failed test; otherwise every test is
     judged, so ``n_passed`` counts all that passed (partial credit). ``accepted`` holds the
     problem checker's word on stdin answers that differ from the expected text (test -> ""
-    if accepted, else why not): it replaces the output rule for those tests."""
+    if accepted, else why not): it replaces the output rule for those tests.
+
+    Total: an exception while judging (a claim no check foresaw) is this group's ``fail``,
+    recorded in its detail; it never ends a run."""
+    try:
+        return _judge_group(problem, group, expected, result, digest_min_bytes, fail_fast, accepted)
+    except Exception as exc:
+        detail = f"{MALFORMED}: the judge could not compare it ({type(exc).__name__}: {_text(exc)})"
+        return GroupVerdict(Status.FAIL, len(expected.args), 0, 0, detail[:500], result.wall_s)
+
+
+def _judge_group(
+    problem: Problem,
+    group: str,
+    expected: GroupExpectation,
+    result: JobResult,
+    digest_min_bytes: int,
+    fail_fast: bool,
+    accepted: dict[int, str] | None,
+) -> GroupVerdict:
     n = len(expected.args)
     wall = result.wall_s
+    if result.malformed:
+        return GroupVerdict(Status.FAIL, n, 0, 0, result.malformed[:500], time_s=wall)
     if result.sandbox_error:
         return GroupVerdict(Status.SANDBOX_ERROR, n, 0, detail=result.sandbox_error[:500], time_s=wall)
     if result.load.status is not CallStatus.OK:
@@ -228,30 +256,56 @@ def _judge_call(
         return Status.ERROR, call.error if call is not None and call.error else "no result for this test"
     if call.status is not CallStatus.OK:
         return Status.from_call(call.status), call.error
-    if comparison is Comparison.VALUES and _is_digest(call.value):
-        if expected.digests(digest_min_bytes).get(i) != call.value["h"]:
-            return Status.FAIL, "large return value differs from the expected one"
-    elif comparison is Comparison.STDIN:
-        out, exp = call.value, expected.outputs[i]
-        if not isinstance(out, str):
-            return Status.ERROR, "the harness returned no text for a stdin test"
-        if out != exp and not output_matches(out, exp, problem.oracle or "tokens"):
+    try:
+        return _compare(problem, comparison, expected, i, call.value, digest_min_bytes, explain)
+    except MalformedClaim as exc:
+        return Status.FAIL, f"{MALFORMED}: {exc}"
+
+
+def _compare(
+    problem: Problem,
+    comparison: Comparison,
+    expected: GroupExpectation,
+    i: int,
+    value: Any,
+    digest_min_bytes: int,
+    explain: bool,
+) -> tuple[Status, str]:
+    """One returned value against the expected one; raises MalformedClaim for a malformed claim."""
+    if comparison is Comparison.STDIN:
+        exp = expected.outputs[i]
+        if type(value) is not str:
+            raise MalformedClaim("a stdin test's answer is not text")
+        if value != exp and not _output_matches(value, exp, problem.oracle or "tokens"):
             if not explain:
                 return Status.FAIL, ""
-            return Status.FAIL, f"input {_short(expected.args[i][0])}: expected {_short(exp)}, got {_short(out)}"
-    elif comparison is Comparison.VALUES:
-        if problem.oracle is None and call.value == expected.outputs[i] and expected.nan_free(i):
-            return Status.PASS, ""  # equal encodings, compared at C speed: equal values
-        out = decode_value(call.value)
-        exp = decode_value(expected.outputs[i])
-        args = decode_value(expected.args[i])
-        if not values_match(out, exp, args, problem.atol, problem.oracle):
-            return Status.FAIL, f"input {_short(args)}: expected {_short(exp)}, got {_short(out)}" if explain else ""
+            return Status.FAIL, f"input {_short(expected.args[i][0])}: expected {_short(exp)}, got {_short(value)}"
+        return Status.PASS, ""
+    if comparison is not Comparison.VALUES:
+        return Status.PASS, ""  # REPLAY: the values are checked together by replay_check
+    if is_digest_claim(value):  # only where the job asked for one, and then only the same sha256 passes
+        wanted = expected.digests(digest_min_bytes).get(i) if problem.oracle is None and problem.atol == 0 else None
+        if wanted is None:
+            raise MalformedClaim("a digest where the job asked for the value")
+        if digest_claim(value) != wanted:
+            return Status.FAIL, "large return value differs from the expected one"
+        return Status.PASS, ""
+    if problem.oracle is None and value == expected.outputs[i] and expected.nan_free(i):
+        return Status.PASS, ""  # equal encodings, compared at C speed: equal values
+    out = decode_claim(value)
+    exp = decode_value(expected.outputs[i])
+    args = decode_value(expected.args[i])
+    if not values_match(out, exp, args, problem.atol, problem.oracle):
+        return Status.FAIL, f"input {_short(args)}: expected {_short(exp)}, got {_short(out)}" if explain else ""
     return Status.PASS, ""
 
 
-def _is_digest(value: Any) -> bool:
-    return isinstance(value, dict) and list(value) == ["h"]
+def _output_matches(out: str, expected: str, rule: str) -> bool:
+    """The suite's output rule; an answer that makes a checker raise (say ``sNaN``) is not accepted."""
+    try:
+        return output_matches(out, expected, rule)
+    except Exception:
+        return False
 
 
 def canonical_key(encoded: Any) -> str:
@@ -277,14 +331,17 @@ class _NotRecorded(Exception):
 def replay_check(problem: Problem, group: str, expected: GroupExpectation, calls: list) -> tuple[bool, str]:
     """Re-run the data set's test program on the candidate's values; True if it passes."""
     table: dict[str, Any] = {}
-    for args, call in zip(expected.args, calls, strict=False):
-        table[canonical_key(args)] = call.value
+    try:
+        for args, call in zip(expected.args, calls, strict=False):
+            table[canonical_key(args)] = decode_claim(call.value)
+    except MalformedClaim as exc:
+        return False, f"{MALFORMED}: {exc}"
 
     def candidate(*args: Any) -> Any:
         key = canonical_key(encode_value(list(args)))
         if key not in table:
             raise _NotRecorded(f"call {_short(list(args))} was not recorded on the reference")
-        return decode_value(table[key])
+        return copy.deepcopy(table[key])  # a test that mutates what it got must not change the next call
 
     check = problem.groups[group].check or ""
     with _REPLAY_LOCK:
@@ -306,6 +363,13 @@ def replay_check(problem: Problem, group: str, expected: GroupExpectation, calls
         finally:
             random.setstate(state)
     return True, ""
+
+
+def _text(exc: BaseException) -> str:
+    try:
+        return str(exc)[:300]
+    except Exception:
+        return "?"
 
 
 def _short(value: Any, limit: int = 160) -> str:

@@ -80,6 +80,9 @@ def values_match(out: Any, exp: Any, args: list, atol: float, oracle: str | None
             return False
         if isinstance(exp, (list, tuple)) and len(out) != len(exp):
             return False
-        return bool(np.allclose(out, exp, rtol=1e-07, atol=atol))
+        got, want = np.asarray(out), np.asarray(exp)
+        if got.shape != want.shape:  # no broadcasting: [[]] must not match a one-element list
+            return False
+        return bool(np.allclose(got, want, rtol=1e-07, atol=atol))
     except Exception:
         return False

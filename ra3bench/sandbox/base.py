@@ -53,6 +53,9 @@ class Limits:
     digest_min_bytes: int = 1 << 16  # values of `digest_calls` larger than this come back as a sha256
 
 
+_HOST_ONLY = frozenset({"calls_json", "holds_expected"})  # Job fields that never travel to the sandbox
+
+
 @dataclass
 class Job:
     """Run ``program``, then call ``entry_point`` once per entry of ``calls``.
@@ -84,9 +87,12 @@ class Job:
     digest_calls: list[int] = field(default_factory=list)
     # `calls` already serialized (the same for every sample of a task): spliced in, not re-encoded.
     calls_json: str | None = field(default=None, repr=False, compare=False)
+    # The job carries or produces expected values (a reference run, a checker given the correct
+    # output): it runs only on workers that never serve a candidate program (DESIGN.md §5).
+    holds_expected: bool = False
 
     def to_wire(self) -> dict:
-        wire = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "calls_json"}
+        wire = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _HOST_ONLY}
         wire["limits"] = asdict(self.limits)
         return wire
 
@@ -108,10 +114,6 @@ class CallResult:
     time_s: float = 0.0
     error: str = ""
 
-    @classmethod
-    def from_wire(cls, data: dict) -> CallResult:
-        return cls(CallStatus(data["status"]), data.get("value"), data.get("time_s", 0.0), data.get("error", ""))
-
 
 @dataclass
 class RecordedCall:
@@ -131,24 +133,8 @@ class JobResult:
     output: str = ""  # head of the program's stdout+stderr, for humans
     wall_s: float = 0.0
     sandbox_error: str = ""  # set only for infrastructure faults
-
-    @classmethod
-    def from_wire(cls, data: dict) -> JobResult:
-        script = data.get("script")
-        return cls(
-            load=CallResult.from_wire(data["load"]),
-            calls=[CallResult.from_wire(c) for c in data.get("calls", [])],
-            script=CallResult.from_wire(script) if script else None,
-            recorded=[
-                RecordedCall(
-                    r["args"], r.get("value"), CallStatus(r["status"]), r.get("time_s", 0.0), r.get("error", "")
-                )
-                for r in data.get("recorded", [])
-            ],
-            output=data.get("output", ""),
-            wall_s=data.get("wall_s", 0.0),
-            sandbox_error=data.get("sandbox_error", ""),
-        )
+    # Set when the answer could not be believed (sandbox/claims.py): judged a failure of the program.
+    malformed: str = ""
 
     @classmethod
     def infrastructure_fault(cls, message: str) -> JobResult:
