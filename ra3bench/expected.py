@@ -28,7 +28,7 @@ from ra3bench.sandbox.base import CallStatus, Job, Limits, Sandbox
 from ra3bench.sandbox.harness.protocol import VALUE_ENCODER, encode_value, value_digest
 from ra3bench.suites.base import Comparison, Problem, Suite
 
-HARNESS_VERSION = "5"  # bump when the harness or encoding changes what a run returns
+HARNESS_VERSION = "6"  # bump when the harness or encoding changes what a run returns (6: call time includes encoding)
 REFERENCE_CALL_LIMIT_S = 60.0  # generous: the reference is trusted, we only guard against a hang
 
 
@@ -192,6 +192,7 @@ def _reference_job(problem: Problem, group_name: str, limits: Limits) -> Job:
             record=True,
             fail_fast=False,
             limits=limits,
+            holds_expected=True,
         )
     return Job(
         program=problem.reference,
@@ -200,6 +201,7 @@ def _reference_job(problem: Problem, group_name: str, limits: Limits) -> Job:
         time_limits_s=[REFERENCE_CALL_LIMIT_S] * len(group.inputs),
         fail_fast=False,
         limits=limits,
+        holds_expected=True,  # its answers are the expected values: never on a candidate's worker
     )
 
 

@@ -4,16 +4,22 @@ A backend says how to start one worker (``PooledSandbox._launch``: a command lin
 stdin/stdout speak the framed protocol of ``harness/server.py``) and describes itself; this
 module does the rest: lazy start, a queue of workers (one job at a time each), framed
 request/response under a host-side deadline (the job's worst case in the harness plus
-``HOST_GRACE_S``), and replacement. A worker that dies, hangs or answers garbage is killed
-and replaced and its job gets ``JobResult.infrastructure_fault`` (``sandbox_error``: retried,
-never the model's fault); a worker is also replaced after ``max_jobs_per_worker`` jobs.
+``HOST_GRACE_S``), and replacement; a worker is replaced after ``max_jobs_per_worker`` jobs.
+
+Everything a worker answers is the program's claim (``claims.py``): an answer that is not a
+well-formed result is the program's failure (``malformed``), and a timeout the host's own
+clock did not see is an error, not a timeout. A worker that dies or hangs during a job is
+killed and replaced; whose fault was it? A fresh worker runs a trivial job: if that fails
+too, the infrastructure is down (``sandbox_error``: retried, never the model's fault); if it
+works, the job runs once more, and a job that takes a healthy worker down a second time is
+the program's failure. Jobs that carry expected values (``Job.holds_expected``) run on a
+pool of workers of their own, so no candidate ever runs where they ran.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-import json
 import os
 import queue
 import select
@@ -28,17 +34,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO
 
-from ra3bench.sandbox.base import Job, JobResult, Sandbox
+from ra3bench.sandbox.base import CallResult, CallStatus, Job, JobResult, Limits, Sandbox
+from ra3bench.sandbox.claims import MalformedClaim, malformed, parse_frame, parse_result
 from ra3bench.sandbox.harness import protocol
 from ra3bench.sandbox.harness import server as harness
 
 HOST_GRACE_S = 30.0  # beyond the harness's own worst case before a worker counts as hung
 START_GRACE_S = 30.0  # a fresh worker (bubblewrap or a container + interpreter start) answers its first job late
 LOG_TAIL_BYTES = 600  # of a dead worker's stderr, quoted in the fault message
+# A claimed timeout is believed when the host saw the job run this share of the limits claimed.
+TIMEOUT_OBSERVED_SHARE = 0.9
+# What a fresh worker runs to show the infrastructure works after a worker died during a job.
+CANARY = Job(program="def f():\n    return 1\n", entry_point="f", calls=[[]], time_limits_s=[10.0], limits=Limits())
 
 
 class WorkerFault(Exception):
-    """The worker died, hung or answered garbage: an infrastructure fault, never the program's."""
+    """The worker died or hung during a job: the infrastructure's fault, or the program's (``run`` finds out)."""
+
+
+class WorkerGarbage(Exception):
+    """The worker answered bytes that are not a frame: only a program that subverted it does that."""
 
 
 @dataclass
@@ -131,18 +146,15 @@ class Worker:
             return None
         size = int.from_bytes(buf[:4], "big")
         if size > protocol.MAX_FRAME_BYTES:
-            raise WorkerFault(f"worker sent a frame of {size} bytes")
+            raise WorkerGarbage(f"a frame of {size} bytes")
         if len(buf) < 4 + size:
             return None
         body = bytes(buf[4 : 4 + size])
         del buf[: 4 + size]
         try:
-            message = json.loads(body)
-        except ValueError as exc:
-            raise WorkerFault(f"worker sent a frame that is not JSON: {exc}") from None
-        if not isinstance(message, dict):
-            raise WorkerFault("worker sent a frame that is not an object")
-        return message
+            return parse_frame(body)
+        except MalformedClaim as exc:
+            raise WorkerGarbage(str(exc)) from None
 
     def exit_text(self) -> str:
         try:
@@ -212,9 +224,11 @@ class PooledSandbox(Sandbox):
         self._n = max(1, workers or os.cpu_count() or 1)
         self._max_jobs = max(1, max_jobs_per_worker)
         self._log_path = log_path
-        self._slots: queue.LifoQueue[Worker | None] = queue.LifoQueue()
+        self._slots: queue.LifoQueue[Worker | None] = queue.LifoQueue()  # candidate programs
+        self._expected_slots: queue.LifoQueue[Worker | None] = queue.LifoQueue()  # jobs with expected values
         for _ in range(self._n):
             self._slots.put(None)
+            self._expected_slots.put(None)
         self._live: set[Worker] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -253,10 +267,33 @@ class PooledSandbox(Sandbox):
             raise RuntimeError("the sandbox is closed")
         if len(job.time_limits_s) != len(job.calls):
             raise ValueError(f"job has {len(job.calls)} calls but {len(job.time_limits_s)} time limits")
+        slots = self._expected_slots if job.holds_expected else self._slots
+        outcome = self._run_once(job, slots)
+        if not isinstance(outcome, WorkerFault):
+            return outcome
+        # The worker died or hung during this job. A fresh worker runs a trivial job: if that fails
+        # too, the infrastructure is down; if it works, this job gets one more try on a healthy worker.
+        canary = self._run_once(CANARY, slots)
+        if isinstance(canary, WorkerFault) or not _canary_passed(canary):
+            why = canary if isinstance(canary, WorkerFault) else (canary.sandbox_error or canary.malformed or "wrong")
+            return JobResult.infrastructure_fault(
+                f"{self.name} sandbox: {outcome}; a fresh worker then failed a trivial job too ({why})"
+            )
+        again = self._run_once(job, slots)
+        if not isinstance(again, WorkerFault):
+            return again
+        message = (
+            f"the program took its sandbox worker down twice, a healthy one the second time ({again}); "
+            "a trivial job ran fine in between"
+        )
+        return JobResult(load=CallResult(CallStatus.ERROR, error=message[:2000]))
+
+    def _run_once(self, job: Job, slots: queue.LifoQueue[Worker | None]) -> JobResult | WorkerFault:
+        """``job`` on one worker from ``slots``: its result, or the fault of a worker that died or hung in it."""
         body = job.to_wire_json()
         payload = len(body).to_bytes(4, "big") + body
         budget = harness.job_budget_s(job.to_wire()) + HOST_GRACE_S
-        worker = self._slots.get()
+        worker = slots.get()
         try:
             if self._closed:
                 raise RuntimeError("the sandbox is closed")
@@ -269,24 +306,33 @@ class PooledSandbox(Sandbox):
             fresh = worker is None
             if worker is None:
                 worker = self._start()
+            started = time.monotonic()
             try:
                 message = worker.request(payload, budget + (START_GRACE_S if fresh else 0.0))
-                result = JobResult.from_wire(message)
-            except (WorkerFault, KeyError, ValueError, TypeError) as exc:
+            except WorkerFault as exc:
                 self._retire(worker, kill=True)
                 worker = None
-                return JobResult.infrastructure_fault(f"{self.name} sandbox: {exc}")
+                return exc
+            except WorkerGarbage as exc:  # the stream cannot be trusted any more: a fresh worker next time
+                self._retire(worker, kill=True)
+                worker = None
+                return malformed(f"the sandbox answered {exc}")
+            result = parse_result(message, len(job.calls))
+            if result.malformed:
+                self._retire(worker, kill=True)
+                worker = None
+                return result
             if worker.jobs >= self._max_jobs or result.sandbox_error:  # a harness fault: start afresh
                 self._retire(worker, kill=False)
                 worker = None
-            return result
+            return believe_timeouts(job, result, time.monotonic() - started)
         except OSError as exc:  # the worker could not even start
             return JobResult.infrastructure_fault(f"{self.name} sandbox: cannot start a worker: {exc}")
         finally:
             if self._closed and worker is not None:
                 self._retire(worker, kill=False)
                 worker = None
-            self._slots.put(worker)
+            slots.put(worker)
 
     def _start(self) -> Worker:
         launch = self._launch()
@@ -333,13 +379,14 @@ class PooledSandbox(Sandbox):
     def close(self) -> None:
         self._closed = True
         idle: list[Worker] = []
-        while True:
-            try:
-                worker = self._slots.get_nowait()
-            except queue.Empty:
-                break
-            if worker is not None:
-                idle.append(worker)
+        for slots in (self._slots, self._expected_slots):
+            while True:
+                try:
+                    worker = slots.get_nowait()
+                except queue.Empty:
+                    break
+                if worker is not None:
+                    idle.append(worker)
         with self._lock:
             self._live.difference_update(idle)
             busy = list(self._live)
@@ -350,3 +397,29 @@ class PooledSandbox(Sandbox):
         for worker in busy:  # still running a job in another thread: that job becomes a sandbox_error
             self._retire(worker, kill=True)
         self._spawner.shutdown(wait=False)
+
+
+def _canary_passed(result: JobResult) -> bool:
+    calls = result.calls
+    return not (result.sandbox_error or result.malformed) and len(calls) == 1 and calls[0].value == 1
+
+
+def believe_timeouts(job: Job, result: JobResult, wall_s: float) -> JobResult:
+    """``result`` with its timeouts turned into errors unless the host's clock saw them.
+
+    Each timeout costs at least its limit, so a job whose timed-out items' limits add up to more
+    than the host saw it run claimed timeouts that did not happen: only a host-observed timeout
+    earns the timeout re-run.
+    """
+    items: list[tuple[CallResult, float]] = [(result.load, job.limits.load_time_s)]
+    items += [(call, job.time_limits_s[i]) for i, call in enumerate(result.calls) if i < len(job.time_limits_s)]
+    if result.script is not None:
+        items.append((result.script, job.script_time_s))
+    claimed = sum(limit for call, limit in items if call.status is CallStatus.TIMEOUT)
+    if claimed == 0 or wall_s >= TIMEOUT_OBSERVED_SHARE * claimed:
+        return result
+    note = f"claimed a timeout the host did not observe (the job ran {wall_s:.2f} s; its timeouts claim {claimed:g} s)"
+    for call, _ in items:
+        if call.status is CallStatus.TIMEOUT:
+            call.status, call.error = CallStatus.ERROR, note
+    return result
