@@ -1,19 +1,31 @@
 """The sandbox contract: what a job is, what comes back, and what a backend must do.
 
-Threat model (also in docs/sandbox.md). A program under test is hostile: it may exit
-early with status 0, return objects whose ``__eq__`` always says True, print fake
-success, monkeypatch builtins, loop forever, allocate without bound, fork without bound,
-write or read files outside its temp dir, read the environment, leave processes behind,
-or plant files for the next job. The sandbox contains it; the *verdict* is never taken
-from it:
+Threat model (also in docs/sandbox.md). A program under test is hostile, and it owns its
+whole process, the harness code inside it included: it may exit early with status 0, return
+objects whose ``__eq__`` always says True, print fake success, patch any class or function
+(the encoder the harness uses among them), reach harness objects through ``gc``, write any
+bytes to any descriptor it holds (the result pipe included), send itself signals, loop
+forever, allocate without bound, fork without bound, write or read files outside its temp
+dir, read the environment, leave processes behind, or plant files for the next job. The
+sandbox contains it; the *verdict* is never taken from it:
 
-* expected values never enter the untrusted process: the harness only sends back the
+* expected values never enter the untrusted process, nor any process a candidate runs in
+  (``Job.holds_expected`` jobs get workers of their own): the harness only sends back the
   serialized return value of each call (``harness/protocol.py``), and trusted code compares;
+* everything that comes back is the program's claim: the host parses it strictly
+  (``claims.py``: known tags, bounded depth, finite numbers, a digest only where asked for)
+  and judges with a total function; a malformed answer is the program's ``fail``;
+* statuses come from what the host and the harness server observed (their clocks, wait
+  status, rusage), not from what the program says: a claimed timeout the host did not see
+  is an error, and only a seen timeout earns the re-run;
 * a call counts only if its result frame arrived; a missing result is an error;
 * every job runs in a fresh child process, in a fresh temp dir, in isolated-mode Python,
   under rlimits (address space, CPU, file size), as an unprivileged uid where possible;
   all processes of the job are killed when it ends;
-* infrastructure faults are ``sandbox_error``: retried, never the model's failure.
+* infrastructure faults are ``sandbox_error``: retried, never the model's failure; nothing a
+  program can cause becomes one (RLVR drops those samples from the reward: that would be a
+  reward hack). A program that takes its worker down twice, the second time a worker that
+  had just run a trivial job, is the program's ``error``.
 
 Backends differ in how strong the outer wall is (``Sandbox.isolation``): ``local`` runs the
 harness as a host process (bubblewrap cuts network and file system where installed),
