@@ -81,6 +81,18 @@ class EvalSettings:
         }
 
 
+# What of sandbox.describe() goes into the verdict cache key: the backend, how strong its wall is,
+# what runs inside (image id, interpreter). Never what varies between runs of the same sandbox
+# (workers, per-worker /tmp share, docker session or memory ceiling), or nothing would be reused.
+SANDBOX_KEY_FIELDS = ("kind", "isolation", "image_id", "bwrap", "uid", "python")
+
+
+def sandbox_identity(sandbox: Sandbox) -> dict[str, Any]:
+    """The part of the sandbox's description that can change a verdict (for the cache key)."""
+    info = sandbox.describe()
+    return {name: info[name] for name in SANDBOX_KEY_FIELDS if name in info}
+
+
 class Evaluator:
     """Judges one program on one problem: every test group, retries included."""
 
@@ -91,6 +103,7 @@ class Evaluator:
         self.settings = settings
 
     def cache_key(self, problem: Problem, program: str) -> str:
+        """Same program, same conditions, same sandbox wall: a verdict from a weaker sandbox is never reused."""
         return verdict_key(
             suite=self.suite.name,
             version=self.suite.version,
@@ -100,6 +113,7 @@ class Evaluator:
             settings=self.settings.describe(),
             expectations=self.expectations.key,
             problem=self.expectations.fingerprints.get(problem.task_id, ""),
+            sandbox=sandbox_identity(self.sandbox),
         )
 
     def expected_cost_s(self, problem: Problem) -> float:

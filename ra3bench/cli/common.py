@@ -55,7 +55,12 @@ def add_execution_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--out", type=Path, default=None, help="run folder (default: results/<suite>-<model>-<time>)")
     group.add_argument("--limit", type=int, default=None, help="only the first N problems (quick runs)")
     group.add_argument("--tasks", default=None, help="comma-separated task ids to run (e.g. HumanEval/0,HumanEval/3)")
-    group.add_argument("--sandbox", default="auto", help="auto | docker | local (default: auto)")
+    group.add_argument(
+        "--sandbox",
+        default="auto",
+        help="auto | docker | local | local-unsafe (default: auto = docker if the engine answers, else local "
+        "(bubblewrap), else an error); local-unsafe: no bubblewrap, jobs reach the network and host files",
+    )
     group.add_argument("--workers", type=int, default=None, help="parallel jobs (default: one per core)")
     group.add_argument("-k", default=None, help="comma-separated k for pass@k (default: every k <= n)")
     group.add_argument("--time-floor", type=float, default=1.0, help="minimum per-test time limit, s (default 1.0)")

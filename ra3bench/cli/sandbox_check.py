@@ -16,8 +16,10 @@ EXAMPLES = """\
 examples:
   # the strongest backend this machine has
   ra3bench sandbox check
-  # the local backend (bubblewrap where installed), two workers
+  # the local backend (needs bubblewrap), two workers
   ra3bench sandbox check --sandbox local --workers 2
+  # what the weak mode without bubblewrap does not contain
+  ra3bench sandbox check --sandbox local-unsafe
   # machine-readable, e.g. for CI
   ra3bench sandbox check --sandbox docker --format json > sandbox-check.json
 """
@@ -35,7 +37,12 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--sandbox", default="auto", help="auto | docker | local (default: auto)")
+    parser.add_argument(
+        "--sandbox",
+        default="auto",
+        help="auto | docker | local | local-unsafe (default: auto = docker, else local with bubblewrap, else an "
+        "error); local-unsafe checks the weak mode without bubblewrap",
+    )
     parser.add_argument("--workers", type=int, default=2, help="sandbox workers (default 2; each one is checked)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
     parser.set_defaults(handler=handle)

@@ -4,7 +4,8 @@ Each worker is one ``docker run -i --rm ...`` client process whose stdin/stdout 
 to the container's: framed jobs go in, framed results come out (``pool.py`` does the rest:
 deadlines, replacement after a crash, a hang or ``max_jobs_per_worker`` jobs). Inside, the
 server forks a fresh child per job exactly as in the ``local`` sandbox; the container adds
-the outer wall: no network, a read-only root, a size-capped private ``/tmp``, uid 65534 with no
+the outer wall: no network, a read-only root, a private ``/tmp`` and ``/dev/shm`` sized from a
+total budget split across the workers (``scratch_mb``), uid 65534 with no
 capabilities and ``no-new-privileges``, a pids limit, a memory cgroup, and a private PID
 namespace in which the server is pid 1, so its cleanup kills every other process it sees.
 
@@ -25,6 +26,7 @@ import threading
 from typing import Any
 
 from ra3bench.errors import SandboxUnavailableError
+from ra3bench.sandbox import TMP_TOTAL_MB, scratch_mb
 from ra3bench.sandbox.base import Job, JobResult, Limits
 from ra3bench.sandbox.image import LABEL, ImageMissingError, docker_client, find_image, image_info
 from ra3bench.sandbox.pool import Launch, PooledSandbox, Worker
@@ -66,7 +68,7 @@ class DockerSandbox(PooledSandbox):
         *,
         memory_mb: int | None = None,
         pids_limit: int = 256,
-        tmp_size_mb: int = 1024,
+        tmp_total_mb: int = TMP_TOTAL_MB,
         log_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self._client = docker_client()
@@ -85,7 +87,7 @@ class DockerSandbox(PooledSandbox):
         self._memory_mb = memory_mb or Limits().memory_mb + MEMORY_HEADROOM_MB
         self._memory_lock = threading.Lock()
         self._pids_limit = pids_limit
-        self._tmp_size_mb = tmp_size_mb
+        self._tmp_total_mb = tmp_total_mb
         self._session = secrets.token_hex(6)
         self._env = {k: os.environ[k] for k in CLIENT_ENV if k in os.environ}
         self._env.setdefault("PATH", os.defpath)
@@ -95,6 +97,8 @@ class DockerSandbox(PooledSandbox):
             "shares the host kernel"
         )
         super().__init__(workers, max_jobs_per_worker, log_path)
+        # After the pool knows its size: each container's share of the in-memory /tmp budget.
+        self._tmp_mb, self._shm_mb = scratch_mb(self.workers, tmp_total_mb)
 
     @property
     def image(self) -> str:
@@ -111,7 +115,7 @@ class DockerSandbox(PooledSandbox):
             *("run", "-i", "--rm", "--pull", "never", "--sig-proxy=false"),
             *("--name", name, "--label", f"{LABEL}=1", "--label", f"{SESSION_LABEL}={self._session}"),
             *("--network", "none", "--ipc", "private", "--read-only"),
-            *("--tmpfs", f"/tmp:rw,noexec,nosuid,nodev,size={self._tmp_size_mb}m", "--shm-size", "64m"),
+            *("--tmpfs", f"/tmp:rw,noexec,nosuid,nodev,size={self._tmp_mb}m", "--shm-size", f"{self._shm_mb}m"),
             *("--user", "65534:65534", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"),
             *("--pids-limit", str(self._pids_limit), "--memory", memory, "--memory-swap", memory),
             *("-e", "PYTHONHASHSEED=0", "--log-driver", "none", "--workdir", "/"),
@@ -152,7 +156,9 @@ class DockerSandbox(PooledSandbox):
             "docker_server": self._server_version,
             "memory_mb": self._memory_mb,
             "pids_limit": self._pids_limit,
-            "tmp_size_mb": self._tmp_size_mb,
+            "tmp_total_mb": self._tmp_total_mb,  # in-memory scratch: the budget, and each container's share (MB)
+            "tmp_mb_per_worker": self._tmp_mb,
+            "shm_mb_per_worker": self._shm_mb,
             "max_jobs_per_worker": self._max_jobs,
         }
 

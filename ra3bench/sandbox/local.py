@@ -6,10 +6,13 @@ every worker and every run; ``-I`` would ignore that variable); it
 forks a fresh child per job (fresh temp dir, rlimits, uid 65534 when we are root). Where
 bubblewrap works, the server runs inside it: no network, a read-only view of only the
 system directories and the interpreter (data sets, caches, ``/root``, ``/home`` and the
-host's ``/tmp`` are not there), and private PID/IPC/UTS namespaces, so cleanup can kill
-every other process it sees. Without bubblewrap the isolation is rlimits plus the uid:
-weaker, and ``isolation`` says so. The pool itself (queue, deadlines, replacement) is
-``pool.py``, shared with the docker sandbox. See docs/sandbox.md.
+host's ``/tmp`` are not there), a private ``/tmp`` and ``/dev/shm`` sized from a total
+budget split across the workers (``scratch_mb``), and private PID/IPC/UTS namespaces, so
+cleanup can kill every other process it sees. Without bubblewrap the isolation is rlimits
+plus the uid: weaker, and ``isolation`` says so; the registry only builds that one under
+the explicit name ``local-unsafe`` (``ra3bench/sandbox/__init__.py``). The pool itself
+(queue, deadlines, replacement) is ``pool.py``, shared with the docker sandbox. See
+docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -25,38 +28,48 @@ from pathlib import Path
 from typing import Any
 
 from ra3bench.errors import SandboxUnavailableError
+from ra3bench.sandbox import TMP_TOTAL_MB, scratch_mb
 from ra3bench.sandbox.harness import server as harness
 from ra3bench.sandbox.pool import HOST_GRACE_S, START_GRACE_S, Launch, PooledSandbox
 
-__all__ = ["HOST_GRACE_S", "NOBODY", "SERVER_PATH", "START_GRACE_S", "LocalSandbox", "bwrap_works"]
+__all__ = ["HOST_GRACE_S", "NOBODY", "SERVER_PATH", "START_GRACE_S", "LocalSandbox", "bwrap_problem", "bwrap_works"]
 
 SERVER_PATH = Path(harness.__file__).resolve()
 NOBODY = 65534
-SHM_SIZE_MB = 64  # /dev/shm of a bubblewrapped worker: multiprocessing's semaphores
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
 HIDDEN_ROOTS = ("/root", "/home", "/tmp")
 # What the root server inside bubblewrap needs: drop to the job uid, own its temp dir, kill and reap.
 SERVER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_FOWNER", "CAP_DAC_OVERRIDE", "CAP_KILL")
 
-_BWRAP_PROBE: dict[str, bool] = {}
+_BWRAP_PROBE: dict[str, str] = {}  # binary -> "" if it works, else why not
 _PROBE_LOCK = threading.Lock()
 
 
-def bwrap_works(bwrap: str | None = None) -> bool:
-    """Whether bubblewrap can make the namespaces we use here (probed once per binary)."""
+def bwrap_problem(bwrap: str | None = None) -> str:
+    """Why bubblewrap cannot give us the namespaces we use here, in a few words ("" if it can).
+
+    Probed once per binary, so callers that must refuse a weaker sandbox can say what is missing.
+    """
     bwrap = bwrap or shutil.which("bwrap")
     if not bwrap:
-        return False
+        return "bubblewrap is not installed (no `bwrap` on PATH)"
     with _PROBE_LOCK:
         if bwrap not in _BWRAP_PROBE:
             cmd = [bwrap, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "--dev", "/dev", "--proc", "/proc"]
             cmd += ["--size", str(1 << 20), "--tmpfs", "/tmp", "true"]
             try:
                 done = subprocess.run(cmd, capture_output=True, timeout=20, env={"PATH": os.defpath}, check=False)
-                _BWRAP_PROBE[bwrap] = done.returncode == 0
-            except (OSError, subprocess.SubprocessError):
-                _BWRAP_PROBE[bwrap] = False
+                lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+                why = "" if done.returncode == 0 else (lines[0] if lines else f"exit status {done.returncode}")
+            except (OSError, subprocess.SubprocessError) as exc:
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            _BWRAP_PROBE[bwrap] = f"{bwrap} cannot create namespaces here ({why[:200]})" if why else ""
         return _BWRAP_PROBE[bwrap]
+
+
+def bwrap_works(bwrap: str | None = None) -> bool:
+    """Whether bubblewrap can make the namespaces we use here (probed once per binary)."""
+    return not bwrap_problem(bwrap)
 
 
 def _interpreter_info(python: str) -> dict[str, Any]:
@@ -123,7 +136,7 @@ class LocalSandbox(PooledSandbox):
         max_jobs_per_worker: int = 1000,
         *,
         python: str | None = None,
-        tmp_size_mb: int = 1024,
+        tmp_total_mb: int = TMP_TOTAL_MB,
         log_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self._python = os.path.abspath(shutil.which(python) or python) if python else sys.executable
@@ -134,10 +147,11 @@ class LocalSandbox(PooledSandbox):
             raise SandboxUnavailableError(f"running jobs as uid {uid} needs root; leave uid unset")
         self._uid = uid if (uid is not None and uid != os.geteuid()) else None
         bwrap = shutil.which("bwrap")
+        problem = bwrap_problem(bwrap)
         if use_bwrap is None:
-            use_bwrap = bwrap is not None and bwrap_works(bwrap)
-        elif use_bwrap and not (bwrap and bwrap_works(bwrap)):
-            raise SandboxUnavailableError("bubblewrap (bwrap) is not installed or cannot create namespaces here")
+            use_bwrap = not problem
+        elif use_bwrap and problem:
+            raise SandboxUnavailableError(problem)
         self._bwrap = bwrap if use_bwrap else None
         info = _interpreter_info(self._python)
         self._python = info["executable"] or self._python  # the binary itself, not a wrapper such as a pyenv shim
@@ -151,7 +165,6 @@ class LocalSandbox(PooledSandbox):
                     "install bubblewrap, or pass python= an interpreter that uid can read (e.g. /usr/bin/python3)"
                 )
         self._cleanup = "all-others" if self._bwrap else ("uid" if self._uid is not None else "tree")
-        self._cmd = self._command(info["dirs"], tmp_size_mb)
         who = f"jobs as uid {self._uid}" if self._uid is not None else "jobs as the invoking user"
         if self._bwrap:
             self.isolation = (
@@ -165,10 +178,31 @@ class LocalSandbox(PooledSandbox):
         else:
             self.isolation = f"host process with rlimits only, {who}: weakest isolation (no bubblewrap, no uid change)"
         super().__init__(workers, max_jobs_per_worker, log_path)
+        # After the pool knows its size: each worker's share of the in-memory /tmp budget.
+        self._tmp_total_mb = tmp_total_mb
+        self._tmp_mb, self._shm_mb = scratch_mb(self.workers, tmp_total_mb)
+        self._cmd = self._command(info["dirs"])
+
+    def unprotected(self) -> str:
+        """What this sandbox leaves open, in one line ("" with bubblewrap): the warning of ``local-unsafe``."""
+        if self._bwrap:
+            return ""
+        if self._uid is None:
+            return (
+                f"no bubblewrap and jobs run as you (uid {os.geteuid()}): a program can use the network, "
+                "read and write every file you can (the verdict cache and the run folder included) and "
+                "signal your other processes; only rlimits and a fresh temp dir apply"
+            )
+        return (
+            f"no bubblewrap; jobs run as uid {self._uid}: a program can use the network, read every host file "
+            "that uid can (data sets included), write world-writable places (the host's /tmp, /dev/shm) and "
+            f"signal other processes of uid {self._uid} (other workers' jobs); the verdict cache and run folder "
+            "are safe only while not writable by that uid"
+        )
 
     # ---- configuration
 
-    def _command(self, python_dirs: list[str], tmp_size_mb: int) -> list[str]:
+    def _command(self, python_dirs: list[str]) -> list[str]:
         server = [self._python, "-s", str(SERVER_PATH), "--cleanup", self._cleanup]
         if self._uid is not None:
             server += ["--uid", str(self._uid)]
@@ -178,13 +212,13 @@ class LocalSandbox(PooledSandbox):
         cmd = [self._bwrap, "--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
         cmd += ["--new-session", "--dev", "/dev", "--proc", "/proc"]
         # /dev/shm for multiprocessing's semaphores: small, private to the worker, emptied after each job.
-        cmd += ["--perms", "1777", "--size", str(SHM_SIZE_MB << 20), "--tmpfs", "/dev/shm"]
+        cmd += ["--perms", "1777", "--size", str(self._shm_mb << 20), "--tmpfs", "/dev/shm"]
         for d in SYSTEM_DIRS:
             if os.path.islink(d):  # merged /usr: /bin -> usr/bin
                 cmd += ["--symlink", os.readlink(d), d]
             elif os.path.isdir(d):
                 cmd += ["--ro-bind", d, d]
-        cmd += ["--size", str(tmp_size_mb << 20), "--tmpfs", "/tmp"]
+        cmd += ["--size", str(self._tmp_mb << 20), "--tmpfs", "/tmp"]
         keep: list[str] = []
         for p in [*python_dirs, os.path.dirname(self._python), str(SERVER_PATH.parent)]:
             for q in {os.path.abspath(p), os.path.realpath(p)}:
@@ -216,6 +250,10 @@ class LocalSandbox(PooledSandbox):
             "cleanup": self._cleanup,
             "python": self._python_version,
             "max_jobs_per_worker": self._max_jobs,
+            # in-memory scratch per worker (MB); without bubblewrap jobs use the host's /tmp: not ours to size
+            "tmp_total_mb": self._tmp_total_mb if self._bwrap else None,
+            "tmp_mb_per_worker": self._tmp_mb if self._bwrap else None,
+            "shm_mb_per_worker": self._shm_mb if self._bwrap else None,
         }
 
     def _launch(self) -> Launch:
