@@ -12,13 +12,12 @@ Accepted (plain or gzipped):
   position); ``graded_list[i]`` is kept as ``official_passed``, ``metadata[i]`` as
   ``official_metadata`` and ``output_list[i]`` as ``raw_output``.
 
-The whole file is read and checked before anything runs, so a bad line costs nothing.
+The whole file is read and checked before anything runs, so a bad line costs nothing. It is read
+through :mod:`ra3bench.input_files`: a file (decompressed) or a line past its cap is refused.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import sys
 from collections import defaultdict
@@ -27,33 +26,31 @@ from pathlib import Path
 
 from ra3bench.backends.base import Backend
 from ra3bench.errors import UsageError
+from ra3bench.input_files import read_head, read_lines, read_text
 from ra3bench.pipeline import Sample
 from ra3bench.suites.base import Problem, Suite
+from ra3bench.suites.data import sha256_file
 
 TEXT_KEYS = ("program", "solution", "completion")
+WHAT = "samples file"
+HEAD_BYTES = 1 << 20  # enough to tell the format: _is_eval_results looks at the first 200,000 characters
 
 
 def read_sample_records(path: Path) -> list[dict]:
-    """Every sample record of the file, in order; one clear error for anything malformed."""
+    """Every sample record of the file, in order; one clear error for anything malformed or too big
+    (the caps of :mod:`ra3bench.input_files`: a gzip bomb is refused, not inflated)."""
     if not path.exists():
         raise UsageError(f"samples file {path} does not exist")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise UsageError(f"samples file {path} is not a valid gzip file ({exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"samples file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    stripped = text.lstrip()
-    if stripped.startswith("[") and (rows := _lcb_rows(text)) is not None:
-        return _records_from_lcb_rows(path, rows)
-    if stripped.startswith("{") and '"eval"' in stripped[:200_000] and "\n{" not in stripped[:2000]:
-        return _records_from_eval_results(path, text)
+    head = read_head(path, HEAD_BYTES, WHAT).decode("utf-8", errors="replace").lstrip()
+    if head.startswith("[") or _is_eval_results(head):  # one JSON document: read whole (capped)
+        text = read_text(path, WHAT)
+        stripped = text.lstrip()
+        if stripped.startswith("[") and (rows := _lcb_rows(text)) is not None:
+            return _records_from_lcb_rows(path, rows)
+        if _is_eval_results(stripped):
+            return _records_from_eval_results(path, text)
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in read_lines(path, WHAT):
         if not line.strip():
             continue
         try:
@@ -67,6 +64,11 @@ def read_sample_records(path: Path) -> list[dict]:
     if not records:
         raise UsageError(f"samples file {path} holds no samples")
     return records
+
+
+def _is_eval_results(stripped: str) -> bool:
+    """An evalplus ``*eval_results.json`` (one object with "eval"), told from its start."""
+    return stripped.startswith("{") and '"eval"' in stripped[:200_000] and "\n{" not in stripped[:2000]
 
 
 def _records_from_eval_results(path: Path, text: str) -> list[dict]:
@@ -188,6 +190,6 @@ class ReplayBackend(Backend):
             "backend": self.name,
             "model": f"replay:{self.path.name}",
             "samples_file": str(self.path.resolve()),
-            "samples_sha256": hashlib.sha256(self.path.read_bytes()).hexdigest(),
+            "samples_sha256": sha256_file(self.path),  # streamed: the file may be large
             "n_records": len(self.records),
         }

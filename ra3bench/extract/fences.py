@@ -26,7 +26,10 @@ class Block:
         return trim(dedent(self.raw))
 
 
-_FENCE_OPEN = re.compile(r"^(?P<pre>.*?)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.-]*)[ \t]*$")
+# A language tag ("python", "c++", "py3.11"). Fences are found by scans and string methods, not by a
+# regex: ``^(.*?)(`{3,}|~{3,})[ \t]*([\w+#.-]*)[ \t]*$`` took quadratic time on a long run of
+# backticks, tildes, or blanks after a fence.
+_LANG = re.compile(r"[\w+#.-]+")
 _THINK_END = re.compile(r"</(think|thinking|reasoning|thought)>", re.IGNORECASE)
 _THINK_TAG = re.compile(r"</?(think|thinking|reasoning|thought)>", re.IGNORECASE)
 
@@ -39,11 +42,32 @@ def strip_reasoning(text: str) -> str:
 
 def opening_fence(line: str) -> tuple[str, str] | None:
     """(fence, language) when ``line`` opens a fenced block: the fence ends the line, after nothing
-    or after text and a space ("Assistant: ```python")."""
-    m = _FENCE_OPEN.match(line)
-    if m is None or "`" in m["pre"] or (m["pre"] and m["pre"][-1] not in " \t:"):
+    or after text and a space ("Assistant: ```python"); only a language tag and blanks may follow it.
+    Linear time: see :func:`_last_fence`."""
+    found = _last_fence(line)
+    if found is None:
         return None
-    return m["fence"], m["lang"]
+    start, end = found
+    lang = line[end:].removesuffix("\n").strip(" \t")
+    pre = line[:start]
+    if (lang and not _LANG.fullmatch(lang)) or "`" in pre or (pre and pre[-1] not in " \t:"):
+        return None
+    if "\n" in pre:  # (split lines hold no line break; the regex's ``.`` and ``$`` did not cross one)
+        return None
+    return line[start:end], lang
+
+
+def _last_fence(line: str) -> tuple[int, int] | None:
+    """(start, end) of the run of backticks or tildes that holds the line's last one, if 3 or longer.
+
+    Only that run can open a block: what follows a fence (a language tag between blanks) holds no
+    backtick or tilde, and the fence is the whole run (a shorter one would leave a fence character
+    after it). So one scan from the right finds it, where a regex tried every start and length."""
+    end = max(line.rfind("`"), line.rfind("~")) + 1
+    if end == 0:
+        return None
+    start = len(line[:end].rstrip(line[end - 1]))
+    return (start, end) if end - start >= 3 else None
 
 
 def _closing(line: str, fence: str) -> tuple[str, str | None] | None:
@@ -52,7 +76,7 @@ def _closing(line: str, fence: str) -> tuple[str, str | None] | None:
     stripped = line.strip()
     if stripped.startswith(fence):
         rest = stripped.lstrip(fence[0]).strip()
-        return "", (rest if re.fullmatch(r"[\w+#.-]+", rest) else None)
+        return "", (rest if _LANG.fullmatch(rest) else None)
     if line.rstrip().endswith(fence) and line.strip() != fence:
         return line.rstrip()[: -len(fence)], None
     return None

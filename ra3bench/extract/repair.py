@@ -33,6 +33,9 @@ _CONTINUES = re.compile(r"^\s*((elif|else|except|finally|return|yield|break|cont
 _DEF_LINE = re.compile(r"^\s*(async\s+)?(def|class)\s+(\w+)")
 _UNIT_START = re.compile(r"^\s*(@|def\b|async\s+def\b|class\b|import\b|from\b|if\s+__name__\b)")
 _CODE_SHAPED = re.compile(r"^[A-Za-z_]\w*(\.\w+)*\s*(\(|\[|=|[-+*/%&|^@<>]=)")  # f(...) / x[...] / a.b = ...
+# A comment after code; ``(?<!\s)`` starts the match only where a run of blanks starts, so a long
+# run not followed by "#" is scanned once, not once per blank (same matches as ``\s+#.*$``).
+_TRAILING_COMMENT = re.compile(r"(?<!\s)\s+#.*$")
 _OPENS = (":", ",", "(", "[", "{", "\\")
 _MAX_REGION_PARSES = 400  # bounds the region search on long, broken outputs
 
@@ -175,7 +178,7 @@ def _region_starts(lines: list[str]) -> list[int]:
         if not (stack and stack[-1][1]) and not _CONTINUES.match(line) and not _looks_like_prose(line):
             starts.append(i)
         if _is_code_line(line):
-            stack.append((indent_width(line), re.sub(r"\s+#.*$", "", line.rstrip()).endswith(_OPENS)))
+            stack.append((indent_width(line), _TRAILING_COMMENT.sub("", line.rstrip()).endswith(_OPENS)))
     return starts
 
 
@@ -203,8 +206,8 @@ def _fails_alone(line: str) -> bool:
         warnings.simplefilter("ignore")
         try:
             codeop.compile_command(line)
-        except (SyntaxError, ValueError, OverflowError):
-            return True
+        except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError):
+            return True  # (the last two: too deeply nested to parse, e.g. a line of 3,000 "~" or "-")
     return False
 
 

@@ -12,7 +12,7 @@ Sources (``DataConfig.source``):
   them out (``eval.exclude_training_tasks``, via :func:`training_task_ids`).
 * ``jsonl``: expert traces, one JSON object per line with ``prompt`` and ``code`` (strings) and an
   optional ``id`` (the suite task id it solves, e.g. ``HumanEval/3``; default ``<file>:<line>``);
-  gzip accepted.
+  gzip accepted; read within the caps of :mod:`ra3bench.input_files` (a gzip bomb is refused).
 * ``py-folder``: every ``.py`` file under ``path`` (sorted, recursive; ``path: stdlib`` is this
   Python's standard library, without ``test/``, ``tests/`` and ``idlelib/``). Hidden folders,
   ``__pycache__`` and ``site-packages`` are never entered; files over 200 KB or that do not parse
@@ -168,21 +168,14 @@ def _mbpp_train(data_dir: Path | None) -> list[TrainingExample]:
 
 
 def _jsonl(path: Path) -> list[TrainingExample]:
-    import gzip
-    import zlib
-
-    from ra3bench.suites.data import open_text
+    """The traces of a JSON-lines file, read within the caps of :mod:`ra3bench.input_files` (a gzip
+    bomb or an endless line is refused with one line, not read into memory)."""
+    from ra3bench.input_files import read_lines
 
     if not path.is_file():
         raise UsageError(f"data.path {path}: no such file (the jsonl source needs a JSON-lines file of traces)")
-    examples = []
-    try:
-        with open_text(path) as f:
-            for lineno, line in enumerate(f, start=1):
-                if line.strip():
-                    examples.append(_trace(json_line=line, path=path, lineno=lineno))
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise UsageError(f"{path}: cannot be read as UTF-8 JSON lines (gzip or plain): {exc}") from exc
+    lines = read_lines(path, "data.path")
+    examples = [_trace(json_line=line, path=path, lineno=lineno) for lineno, line in lines if line.strip()]
     if not examples:
         raise UsageError(f"{path}: no traces in it (one JSON object per line with 'prompt' and 'code')")
     return examples

@@ -10,13 +10,21 @@ from __future__ import annotations
 import ast
 import gzip
 import json
+import re
+import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shared_data import DATA_DIR
 
-from ra3bench.extract import extract_program
+from ra3bench.extract import extract_program, fences
+from ra3bench.extract.fences import fenced_blocks, opening_fence
+from ra3bench.extract.repair import _TRAILING_COMMENT
 from ra3bench.suites.base import Problem
 
 SAMPLES = DATA_DIR / "samples"
@@ -856,3 +864,98 @@ def test_smollm2_truncated_string_stays_a_syntax_error():
     row = smollm2_samples()["HumanEval/1"]
     got = extract_program(smollm2_text(row), smollm2_problem("HumanEval/1"), "chat")
     assert got.method == "unparseable"
+
+
+# --- fence finding: linear time on adversarial text, the same results as the regex it replaced -----------
+
+# The regex and function that fences.opening_fence replaced: the oracle (quadratic on a long run of
+# backticks or tildes, so only given short inputs).
+OLD_FENCE_OPEN = re.compile(r"^(?P<pre>.*?)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.-]*)[ \t]*$")
+
+
+def old_opening_fence(line: str) -> tuple[str, str] | None:
+    m = OLD_FENCE_OPEN.match(line)
+    if m is None or "`" in m["pre"] or (m["pre"] and m["pre"][-1] not in " \t:"):
+        return None
+    return m["fence"], m["lang"]
+
+
+# Pieces of markdown answers: fences of every length, language tags, blanks, text, line breaks.
+PIECES = ["```", "````", "``", "`", "~~~", "~~~~", "~", "python", "py3", "c++", "x.y-z#", "é", "\u00a0"]
+PIECES += [" ", "\t", ":", "\n", "\r", "def f():", "    return 1", "Answer:", "a", "", "\n```\n"]
+markdown = st.lists(st.sampled_from(PIECES), max_size=24).map("".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(markdown)
+def test_opening_fence_agrees_with_the_old_regex(text):
+    for line in [text, *text.split("\n")]:
+        assert opening_fence(line) == old_opening_fence(line), repr(line)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(markdown)
+def test_fenced_blocks_agree_with_the_old_regex(text):
+    new = fenced_blocks(text)
+    with mock.patch.object(fences, "opening_fence", old_opening_fence):
+        assert fenced_blocks(text) == new
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from([" ", "\t", "\u00a0", "#", "x", ":", "(", "# c"]), max_size=16).map("".join))
+def test_trailing_comment_regex_agrees_with_the_old_one(line):
+    assert _TRAILING_COMMENT.sub("", line) == re.sub(r"\s+#.*$", "", line)
+
+
+def seconds(work: Callable[[str], object], text: str, repeats: int = 3) -> float:
+    """The fastest of a few runs: the least disturbed by other work on the machine."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work(text)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+# Adversarial answers of about n characters (the old regex took ~1.8 s on 8,000 backticks then text).
+ADVERSARIAL: dict[str, Callable[[int], str]] = {
+    "backticks": lambda n: "`" * n,
+    "backticks then text": lambda n: "`" * n + "x y",
+    "tildes then text": lambda n: "~" * n + " a b",
+    "a fence, blanks, then text": lambda n: "```" + " \t" * (n // 2) + "x y",
+    "fences and text alternating on a line": lambda n: "```x" * (n // 4),
+    "text and fences alternating on a line": lambda n: "a ```" * (n // 5),
+    "fence lines and text alternating": lambda n: "```\nx\n" * (n // 6),
+    "unclosed fence": lambda n: "```python\n" + "x = 1\n" * (n // 6),
+    "nested fences": lambda n: "````\n```python\n" * (n // 16),
+}
+ONE_LINE = [name for name in ADVERSARIAL if "\n" not in ADVERSARIAL[name](30)]
+
+
+def assert_linear(work: Callable[[str], object], make: Callable[[int], str], n: int = 3_125) -> None:
+    """4x the text may take ~4x the time, never the ~16x of a quadratic scan (with 50 ms of slack for
+    a busy machine); then 50,000 characters must still take well under a second."""
+    small, large = seconds(work, make(n)), seconds(work, make(4 * n))
+    assert large < 8 * small + 0.05, f"{n} chars: {small:.4f} s, {4 * n} chars: {large:.4f} s"
+    assert seconds(work, make(50_000), repeats=1) < 1.0
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_fence_finding_is_linear(name):
+    assert_linear(fenced_blocks, ADVERSARIAL[name])
+    assert_linear(lambda text: [opening_fence(line) for line in text.split("\n")], ADVERSARIAL[name])
+
+
+@pytest.mark.parametrize("name", ONE_LINE)
+@pytest.mark.parametrize("style", ["chat", "completion"])
+def test_extraction_of_one_adversarial_line_is_linear(name, style):
+    """On one line the fence scan is all there is to it (many lines also go through salvage)."""
+    task = problem("add", ADD_PROMPT)
+    assert_linear(lambda text: extract_program(text, task, style), ADVERSARIAL[name])
+
+
+@pytest.mark.parametrize("text", ["~" * 5_000 + " a b", "-" * 5_000, "not " * 2_000 + "x"])
+def test_a_line_too_deeply_nested_to_parse_never_raises(text):
+    """The parser gives up on these with MemoryError or RecursionError: they are prose, not a crash."""
+    for style in ("chat", "completion"):
+        assert extract_program(text, problem("add", ADD_PROMPT), style).method == "unparseable"
