@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import sys
 import threading
 import time
 from collections import Counter
@@ -32,6 +33,7 @@ from ra3bench.metrics import ks_for, pass_at_k_with_ci
 from ra3bench.progress import progress_bars
 from ra3bench.results import SAMPLES, SUMMARY, VERDICTS, RunFolder
 from ra3bench.sandbox.base import CallStatus, GroupVerdict, Job, JobResult, Limits, Sandbox, Status, Verdict
+from ra3bench.sandbox.claims import MALFORMED
 from ra3bench.suites.base import Comparison, Problem, Suite
 from ra3bench.verdict_cache import VerdictCache, verdict_key
 
@@ -127,7 +129,10 @@ class Evaluator:
         flaky = False
         output = ""
         for name in problem.groups:
-            verdict, was_flaky, output_text = self._run_group(problem, name, sample.program)
+            try:
+                verdict, was_flaky, output_text = self._run_group(problem, name, sample.program)
+            except Exception as exc:  # one sample never ends a run; said on stderr so a host bug is seen
+                verdict, was_flaky, output_text = self._judging_failed(problem, name, exc), False, ""
             groups[name] = verdict
             flaky = flaky or was_flaky
             output = output or output_text
@@ -141,6 +146,15 @@ class Evaluator:
             output=output,
             flaky=flaky,
         )
+
+    @staticmethod
+    def _judging_failed(problem: Problem, name: str, exc: Exception) -> GroupVerdict:
+        """The verdict of a group whose judging raised: the sample's ``fail`` (never ``sandbox_error``,
+        which a program able to cause it could use to leave RLVR's reward), with the reason."""
+        why = f"{type(exc).__name__}: {exc}"[:300]
+        print(f"ra3bench: warning: judging {problem.task_id} ({name}) failed: {why}", file=sys.stderr)
+        n = len(problem.groups[name].inputs)
+        return GroupVerdict(Status.FAIL, n, 0, 0, f"{MALFORMED}: judging failed ({why})")
 
     def _run_group(self, problem: Problem, name: str, program: str) -> tuple[GroupVerdict, bool, str]:
         expected = self.expectations.get(problem.task_id, name)

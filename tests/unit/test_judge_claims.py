@@ -243,3 +243,21 @@ def test_a_timeout_the_host_did_not_see_is_an_error() -> None:
         load=CallResult(CallStatus.OK), calls=[CallResult(CallStatus.TIMEOUT), CallResult(CallStatus.OK, 1)]
     )
     assert believe_timeouts(job, real, wall_s=2.1).calls[0].status is CallStatus.TIMEOUT
+
+
+def test_a_group_whose_judging_raises_is_that_samples_fail_and_the_run_goes_on(capsys) -> None:
+    from ra3bench.expected import Expectations
+    from ra3bench.pipeline import EvalSettings, Evaluator, Sample
+    from ra3bench.sandbox.base import Sandbox
+
+    class Exploding(Sandbox):
+        workers = 1
+
+        def run(self, job: Job) -> JobResult:
+            raise RuntimeError("boom")
+
+    expectations = Expectations(key="k", path=None, sha256="", tasks={"T/0": {"base": expectation(1)}})
+    evaluator = Evaluator(None, Exploding(), expectations, EvalSettings())  # type: ignore[arg-type]
+    verdict = evaluator.evaluate(problem(), Sample("T/0", 0, "def f(x):\n    return x\n"))
+    assert verdict.status is Status.FAIL and "judging failed (RuntimeError: boom)" in verdict.groups["base"].detail
+    assert "judging T/0 (base) failed" in capsys.readouterr().err
