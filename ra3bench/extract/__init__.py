@@ -34,7 +34,9 @@ dedented (evalplus's ``code_extract``), but a run may not start inside a block, 
 that continues it, leave out a helper it calls, or, for a stdin program, leave out any code: a
 genuine syntax error must stay one, for the sandbox to report, rather than turn into a truncated
 function that runs. Lines written with literal ``\\n`` escapes (JSON-escaped answers) are unescaped
-when that is what it takes.
+when that is what it takes. The search re-parses the text once per run it tries, so all the parsing
+one extraction does by choice shares a budget linear in the answer (``analysis.Budget``): extraction
+runs on every generation and RL rollout, and a model being trained finds any input that is slow.
 
 Sanitizing function problems (evalplus's ``sanitize``): keep every top-level import, and the
 top-level functions, classes and assignments reachable by name from the entry point (its class for
@@ -62,7 +64,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ra3bench.extract.analysis import acceptable, compile_tree, prompt_tree, trim
+from ra3bench.extract.analysis import Budget, acceptable, compile_tree, prompt_tree, trim
 from ra3bench.extract.choose import find_in_answer
 from ra3bench.extract.fences import fenced_blocks, opening_fence, strip_reasoning
 from ra3bench.extract.repair import salvage
@@ -79,36 +81,38 @@ class Extraction:
 
 
 def extract_program(text: str, problem: Problem, style: str) -> Extraction:
-    """The program to run for one model output (``style``: "completion" or "chat")."""
+    """The program to run for one model output (``style``: "completion" or "chat"). Linear time in
+    the output: the searches that re-parse it share one :class:`Budget` (see there)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    budget = Budget.for_length(len(problem.prompt) + len(text))
     if style == "completion":
-        return _from_completion(text, problem)
-    return _from_answer(strip_reasoning(text), problem)
+        return _from_completion(text, problem, budget)
+    return _from_answer(strip_reasoning(text), problem, budget)
 
 
-def _from_completion(text: str, problem: Problem) -> Extraction:
+def _from_completion(text: str, problem: Problem, budget: Budget) -> Extraction:
     """``prompt + text`` when the prompt is code; the text read as an answer when it is prose or when
     the model restarted with a fenced block of its own."""
     if not text.strip():
         return Extraction("", "empty")
     if prompt_tree(problem.prompt) is None:
-        found = _from_answer(text, problem)
+        found = _from_answer(text, problem, budget)
         return Extraction(found.program, "completion") if found.method == "raw_code" else found
     if any(opening_fence(line) for line in text.split("\n")):
-        found = find_in_answer(text, problem)
+        found = find_in_answer(text, problem, budget)
         if found and acceptable(found.tree, problem):
             return Extraction(finish(found, problem), found.method)
     joined = problem.prompt + text
-    found = salvage(joined, problem)
+    found = salvage(joined, problem, budget)
     if found is None:
         return Extraction(joined, "unparseable")
     return Extraction(finish(found, problem), "completion" if found.method == "raw_code" else found.method)
 
 
-def _from_answer(text: str, problem: Problem) -> Extraction:
+def _from_answer(text: str, problem: Problem, budget: Budget) -> Extraction:
     if not text.strip():
         return Extraction("", "empty")
-    found = find_in_answer(text, problem)
+    found = find_in_answer(text, problem, budget)
     if found is not None:
         return Extraction(finish(found, problem), found.method)
     blocks, fenced = fenced_blocks(text)

@@ -33,6 +33,42 @@ _BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__builtins__", 
 IMPORT_LINE = re.compile(r"^(from\s+\S+\s+)?import\s")
 
 
+# The parsing one extraction may spend on searches (see Budget): a base for short answers, which may
+# need many small parses, plus a few times the text, for long ones.
+BUDGET_BASE = 128_000
+BUDGET_PER_CHAR = 4
+
+
+class Budget:
+    """What one extraction may still spend on the parses it does by choice: salvage's search for the
+    largest run of lines that compiles, and answers tried as a body under the prompt's signature. Each
+    of those can re-parse the whole answer once per candidate (the search up to 400 times: 24 s on a
+    50,000-character answer), and a model under RL training will find such an answer. So they share
+    ``BUDGET_BASE + BUDGET_PER_CHAR * len(text)`` characters handed to the parser (plus one per line
+    or table entry scanned besides), which makes extraction linear in the answer. Every other parse
+    is of a piece of the answer, a fixed number of times. Real answers spend far less than the budget
+    (``benchmarks/extract_speed.py`` checks that all of them extract as before); an answer that would
+    spend more gets what the search found within it, as a search cut short by the 400-parse cap did."""
+
+    def __init__(self, chars: int) -> None:
+        self.left = chars
+        self.spent = 0
+
+    @classmethod
+    def for_length(cls, chars: int) -> Budget:
+        """The budget for an answer of ``chars`` characters (with the prompt, when that is parsed too)."""
+        return cls(BUDGET_BASE + BUDGET_PER_CHAR * chars)
+
+    def spend(self, chars: int) -> bool:
+        """Take ``chars`` if that many are left; else none are left (a search that stops stays stopped)."""
+        if chars > self.left:
+            self.left = 0
+            return False
+        self.left -= chars
+        self.spent += chars
+        return True
+
+
 def compile_tree(code: str) -> ast.Module | None:
     """The tree of ``code`` if it compiles: parsing alone accepts ``return`` outside a function."""
     return compile_or_error_line(code)[0]
@@ -133,7 +169,13 @@ def assigned_names(node: ast.AST) -> list[str]:
         targets = [node.target]
     else:
         return []
-    return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    # (a plain name, the usual target, without walking it: extraction asks this of every statement)
+    return [
+        n.id
+        for t in targets
+        for n in ((t,) if isinstance(t, ast.Name) else ast.walk(t))
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    ]
 
 
 def import_names(node: ast.Import | ast.ImportFrom) -> set[str]:
@@ -190,18 +232,24 @@ def indent_width(line: str) -> int:
 def dedent(text: str) -> str:
     """``textwrap.dedent`` that leaves whitespace-only lines alone where it can (they may sit in a string)."""
     lines = text.split("\n")
-    margins = [line[: indent_width(line)] for line in lines if line.strip()]
-    prefix = min(margins, key=len) if margins else ""
-    while any(not m.startswith(prefix) for m in margins):
-        prefix = prefix[:-1]
+    prefix = _common_prefix([line[: indent_width(line)] for line in lines if line.strip()])
     return "\n".join(line[len(prefix) :] if line.startswith(prefix) else line.strip() for line in lines)
 
 
+def _common_prefix(strings: list[str]) -> str:
+    """The longest prefix of them all: that of the first and last in sorted order. Linear, where
+    shortening the shortest a character at a time until all start with it was quadratic."""
+    if not strings:
+        return ""
+    low, high = min(strings), max(strings)
+    n = next((k for k, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))
+    return low[:n]
+
+
 def trim(text: str) -> str:
-    """``text`` without blank lines at either end (indentation kept)."""
+    """``text`` without blank lines at either end (indentation kept). Indices, not ``pop(0)``: that is
+    quadratic in the number of leading blank lines."""
     lines = text.split("\n")
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return "\n".join(lines)
+    first = next((k for k, line in enumerate(lines) if line.strip()), len(lines))
+    last = next((k for k in range(len(lines) - 1, first - 1, -1) if lines[k].strip()), first - 1)
+    return "\n".join(lines[first : last + 1])

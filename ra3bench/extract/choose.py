@@ -15,6 +15,7 @@ from ra3bench.extract.analysis import (
     FUNCS,
     IMPORT_LINE,
     IMPORTS,
+    Budget,
     Found,
     acceptable,
     assigned_names,
@@ -35,33 +36,35 @@ from ra3bench.suites.base import Problem
 _PYTHON_LANG = re.compile(r"(?i)py(thon)?[0-9.]*")
 
 
-def find_in_answer(text: str, problem: Problem) -> Found | None:
-    """The code of an answer: the best fenced block, else the salvaged text, else a bare body."""
+def find_in_answer(text: str, problem: Problem, budget: Budget | None = None) -> Found | None:
+    """The code of an answer: the best fenced block, else the salvaged text, else a bare body. Salvage
+    and bodies draw on ``budget``, the extraction's (one for ``text`` alone if not given)."""
+    budget = budget if budget is not None else Budget.for_length(len(text))
     blocks, fenced = fenced_blocks(text)
     chosen = None
     if fenced:
-        candidates = _candidates(blocks, problem)
+        candidates = _candidates(blocks, problem, budget)
         if candidates:
             chosen = _join_related(max(candidates, key=lambda c: _score(c, problem)), candidates, problem)
             if acceptable(chosen.tree, problem) or not problem.entry_point:
                 return chosen
     plain = "\n".join(line for line in text.split("\n") if not opening_fence(line)) if fenced else text
-    found = chosen or salvage(plain, problem)
+    found = chosen or salvage(plain, problem, budget)
     if found is not None and (acceptable(found.tree, problem) or not problem.entry_point):
         return found
     for source in [*(b.raw for b in reversed(blocks)), plain]:
-        body = _as_body(source, problem)
+        body = _as_body(source, problem, budget)
         if body is not None:
             return body
     return found
 
 
-def _candidates(blocks: list[Block], problem: Problem) -> list[Found]:
+def _candidates(blocks: list[Block], problem: Problem, budget: Budget) -> list[Found]:
     """The blocks whose code compiles (or is salvaged), Python blocks only when there are any."""
     python = [b for b in blocks if not b.lang or _PYTHON_LANG.fullmatch(b.lang)] or blocks
     found = []
     for position, block in enumerate(python):
-        salvaged = salvage(block.code, problem)
+        salvaged = salvage(block.code, problem, budget)
         if salvaged is not None:
             method = block.method if salvaged.method == "raw_code" else salvaged.method
             found.append(Found(salvaged.code, salvaged.tree, method, position))
@@ -99,9 +102,10 @@ def _join_related(chosen: Found, candidates: list[Found], problem: Problem) -> F
     return Found(code, tree, chosen.method, chosen.position) if tree is not None else chosen
 
 
-def _as_body(text: str, problem: Problem) -> Found | None:
+def _as_body(text: str, problem: Problem, budget: Budget) -> Found | None:
     """A function body written without its ``def`` (a chat model continuing the signature), put
-    under the prompt's signature; column-0 import lines go first."""
+    under the prompt's signature; column-0 import lines go first. Paid for from ``budget``: an answer
+    of many indented blocks would otherwise parse the prompt once for each."""
     prompt = prompt_tree(problem.prompt)
     if not problem.entry_point or prompt is None or not prompt.body:
         return None
@@ -111,7 +115,7 @@ def _as_body(text: str, problem: Problem) -> Found | None:
     lines = trim(text).split("\n")
     imports = [line for line in lines if IMPORT_LINE.match(line)]
     body = trim("\n".join(line for line in lines if not IMPORT_LINE.match(line)))
-    if not body[:1].isspace():
+    if not body[:1].isspace() or not budget.spend(len(problem.prompt) + len(text)):
         return None
     indent = " " * stub.body[0].col_offset
     code = "\n".join([*imports, problem.prompt.rstrip(), textwrap.indent(dedent(body), indent)])
