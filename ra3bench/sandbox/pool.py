@@ -7,8 +7,9 @@ request/response under a host-side deadline (the job's worst case in the harness
 ``HOST_GRACE_S``), and replacement; a worker is replaced after ``max_jobs_per_worker`` jobs.
 
 Everything a worker answers is the program's claim (``claims.py``): an answer that is not a
-well-formed result is the program's failure (``malformed``), and a timeout the host's own
-clock did not see is an error, not a timeout. A worker that dies or hangs during a job is
+well-formed result is the program's failure (``malformed``), a timeout the host's own clock
+did not see is an error, not a timeout, and so is a syntax error the host's compiler does not
+find. A worker that dies or hangs during a job is
 killed and replaced; whose fault was it? A fresh worker runs a trivial job: if that fails
 too, the infrastructure is down (``sandbox_error``: retried, never the model's fault); if it
 works, the job runs once more, and a job that takes a healthy worker down a second time is
@@ -325,7 +326,7 @@ class PooledSandbox(Sandbox):
             if worker.jobs >= self._max_jobs or result.sandbox_error:  # a harness fault: start afresh
                 self._retire(worker, kill=False)
                 worker = None
-            return believe_timeouts(job, result, time.monotonic() - started)
+            return believe_syntax(job, believe_timeouts(job, result, time.monotonic() - started))
         except OSError as exc:  # the worker could not even start
             return JobResult.infrastructure_fault(f"{self.name} sandbox: cannot start a worker: {exc}")
         finally:
@@ -422,4 +423,21 @@ def believe_timeouts(job: Job, result: JobResult, wall_s: float) -> JobResult:
     for call, _ in items:
         if call.status is CallStatus.TIMEOUT:
             call.status, call.error = CallStatus.ERROR, note
+    return result
+
+
+def believe_syntax(job: Job, result: JobResult) -> JobResult:
+    """``result`` with a claimed syntax error turned into an error unless the host's own compiler agrees.
+
+    ``compile`` runs no code of the program; whatever it raises (SyntaxError, ValueError for a NUL
+    byte, RecursionError or MemoryError for absurd nesting) means the program does not compile.
+    """
+    if result.load.status is not CallStatus.SYNTAX:
+        return result
+    try:
+        compile(job.program, "<program>", "exec", dont_inherit=True)
+    except Exception:
+        return result
+    result.load.status = CallStatus.ERROR
+    result.load.error = "claimed a syntax error, but the program compiles"
     return result

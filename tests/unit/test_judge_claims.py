@@ -261,3 +261,15 @@ def test_a_group_whose_judging_raises_is_that_samples_fail_and_the_run_goes_on(c
     verdict = evaluator.evaluate(problem(), Sample("T/0", 0, "def f(x):\n    return x\n"))
     assert verdict.status is Status.FAIL and "judging failed (RuntimeError: boom)" in verdict.groups["base"].detail
     assert "judging T/0 (base) failed" in capsys.readouterr().err
+
+
+def test_a_syntax_error_the_host_compiler_does_not_find_is_an_error() -> None:
+    from ra3bench.sandbox.pool import believe_syntax
+
+    def claimed(program: str) -> CallStatus:
+        result = JobResult(load=CallResult(CallStatus.SYNTAX, error="SyntaxError: claimed"))
+        return believe_syntax(Job(program=program), result).load.status
+
+    assert claimed("def f(x):\n    return x\n") is CallStatus.ERROR
+    assert claimed("def f(x) return x\n") is CallStatus.SYNTAX
+    assert claimed("x = '\0'") is CallStatus.SYNTAX  # compile() refuses NUL bytes: a real failure to compile
