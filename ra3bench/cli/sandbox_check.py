@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from tabulate import tabulate
+
+if TYPE_CHECKING:
+    from ra3bench.sandbox.forgery import ForgeryReport
 
 EXAMPLES = """\
 examples:
@@ -33,7 +37,12 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:
         "endless loops and output, leftover processes, planted modules, the caller's environment and files, "
         "killing the harness) in the chosen backend and print what happened. Attacks a backend does not "
         "claim to contain (e.g. network without bubblewrap) are shown as 'not contained', not hidden. "
-        "Exit status 0 only if every attack the backend claims to contain is contained, else 1.",
+        "Then the verdict-integrity section: wrong programs that try to forge their verdict (patched encoders, "
+        "frames written to the result pipe, harness objects reached through gc, lying numpy-like objects, deep "
+        "nesting, non-finite numbers, self-sent signals, claimed statuses, killing the worker) are judged on "
+        "HumanEval+/0 by the real judge; each must be scored a failure of the program, never pass and never "
+        "sandbox_error. Exit status 0 only if every attack the backend claims to contain is contained and "
+        "every forgery failed, else 1.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -49,8 +58,8 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ra3bench.errors import UsageError
-    from ra3bench.sandbox import attacks, make_sandbox
+    from ra3bench.errors import Ra3benchError, UsageError
+    from ra3bench.sandbox import attacks, forgery, make_sandbox
 
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
@@ -60,21 +69,63 @@ def handle(args: argparse.Namespace) -> int:
         if args.format == "table":
             print(f"sandbox: {sandbox.name} ({sandbox.isolation})", flush=True)
         reports = attacks.run_attacks(sandbox, capabilities=caps)
+        skipped = ""
+        try:  # needs the HumanEval+ data (expected outputs come from its reference)
+            forgeries = forgery.run_forgeries(sandbox, capabilities=caps)
+        except Ra3benchError as exc:
+            forgeries, skipped = [], str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         info = sandbox.describe()
-    ok = all(r.ok for r in reports)
+    contained = all(r.ok for r in reports)
+    integrity = all(r.ok for r in forgeries)
+    ok = contained and integrity
     if args.format == "json":
-        payload = {"sandbox": info, "capabilities": sorted(caps), "ok": ok, "attacks": [r.to_json() for r in reports]}
+        payload = {
+            "sandbox": info,
+            "capabilities": sorted(caps),
+            "ok": ok,
+            "attacks": [r.to_json() for r in reports],
+            "verdict_integrity": {
+                "task": f"humaneval+ {forgery.TASK_ID}",
+                "ok": integrity,
+                "skipped": skipped or None,
+                "forgeries": [r.to_json() for r in forgeries],
+            },
+        }
         json.dump(payload, sys.stdout, indent=2)
         print()
+        return 0 if ok else 1
+    rows = [[r.attack, r.expected, r.observed, r.result] for r in reports]
+    print(tabulate(rows, headers=["attack", "expected", "observed", "result"], tablefmt="github"))
+    failed = [r.attack for r in reports if not r.ok]
+    weak = [r.attack for r in reports if r.ok and r.result != "OK"]
+    if failed:
+        print(f"FAIL: {len(failed)} attack(s) the {sandbox.name} sandbox claims to contain were not contained")
     else:
-        rows = [[r.attack, r.expected, r.observed, r.result] for r in reports]
-        print(tabulate(rows, headers=["attack", "expected", "observed", "result"], tablefmt="github"))
-        failed = [r.attack for r in reports if not r.ok]
-        weak = [r.attack for r in reports if r.ok and r.result != "OK"]
-        if failed:
-            print(f"FAIL: {len(failed)} attack(s) the {sandbox.name} sandbox claims to contain were not contained")
-        else:
-            print(f"OK: every attack the {sandbox.name} sandbox claims to contain was contained")
-        if weak:
-            print(f"note: {len(weak)} attack(s) this backend does not contain by design; see docs/sandbox.md")
+        print(f"OK: every attack the {sandbox.name} sandbox claims to contain was contained")
+    if weak:
+        print(f"note: {len(weak)} attack(s) this backend does not contain by design; see docs/sandbox.md")
+    print()
+    print(f"verdict integrity (wrong programs that forge their verdict, judged on humaneval+ {forgery.TASK_ID})")
+    if skipped:
+        print(f"not run: {skipped}")
+        return 0 if ok else 1
+    rows = [[r.attack, " / ".join(r.allowed), _verdict_cell(r), r.result] for r in forgeries]
+    print(tabulate(rows, headers=["forgery", "expected", "verdict", "result"], tablefmt="github"))
+    forged = [r for r in forgeries if not r.ok]
+    not_run = [r for r in forgeries if r.result.startswith("not run")]
+    if forged:
+        print(
+            f"FAIL: {len(forged)} row(s): a forgery was believed (pass), caused a sandbox_error, got a status "
+            "the program only claimed, or crashed the judge (or the control did not pass)"
+        )
+    else:
+        print("OK: every forgery was scored a failure of the program, and the control passed")
+    if not_run:
+        print(f"note: {len(not_run)} forgery(ies) not run: they would reach the host on this backend")
     return 0 if ok else 1
+
+
+def _verdict_cell(report: ForgeryReport) -> str:
+    """The status and the first line of why, short enough for a table."""
+    text = f"{report.verdict}: {report.detail}" if report.detail else report.verdict
+    return text if len(text) <= 90 else text[:87] + "..."

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ra3bench.errors import Ra3benchError, SandboxUnavailableError
-from ra3bench.sandbox import attacks, make_sandbox
+from ra3bench.sandbox import attacks, forgery, make_sandbox
 from ra3bench.sandbox.base import Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,6 +129,7 @@ def test_check_handler_exit_status_follows_the_reports(
 
     monkeypatch.setattr(attacks, "run_attacks", fake_run)
     monkeypatch.setattr(attacks, "backend_capabilities", lambda sb: frozenset())
+    monkeypatch.setattr(forgery, "run_forgeries", lambda sandbox, **_: [_forgery_row("OK")])
     args = _parser().parse_args(["check", "--sandbox", "local", "--workers", "1"])
     assert args.handler(args) == 0
     out = capsys.readouterr().out
@@ -139,6 +140,53 @@ def test_check_handler_exit_status_follows_the_reports(
     payload = json.loads(capsys.readouterr().out)
     assert payload["ok"] is False
     assert [a["result"] for a in payload["attacks"]] == ["OK", "FAIL"]
+
+
+def _forgery_row(result: str) -> forgery.ForgeryReport:
+    return forgery.ForgeryReport("a forgery", forgery.FRAMES, ["error", "fail"], "pass", "", result)
+
+
+def test_a_believed_forgery_fails_the_check_even_when_everything_is_contained(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The verdict-integrity rows gate the exit status like the containment rows (table and JSON)."""
+    monkeypatch.setattr(attacks, "run_attacks", lambda sandbox, *a, **k: [])
+    monkeypatch.setattr(forgery, "run_forgeries", lambda sandbox, **_: [_forgery_row("OK"), _forgery_row("FAIL")])
+    args = _parser().parse_args(["check", "--sandbox", "local", "--workers", "1"])
+    assert args.handler(args) == 1
+    out = capsys.readouterr().out
+    assert "verdict integrity" in out and "FAIL: 1 row(s)" in out
+    args = _parser().parse_args(["check", "--sandbox", "local", "--workers", "1", "--format", "json"])
+    assert args.handler(args) == 1
+    section = json.loads(capsys.readouterr().out)["verdict_integrity"]
+    assert section["ok"] is False and [r["result"] for r in section["forgeries"]] == ["OK", "FAIL"]
+    assert section["forgeries"][1]["ok"] is False
+
+
+def test_check_prints_the_verdict_integrity_section_with_every_forgery(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The real forgeries through the real judge in the local sandbox (the containment suite is left out
+    here: its own tests run it). Whether each row is OK is test_verdict_forgery.py's business; here:
+    the section is printed, with the control row and one row per forgery, each with a verdict."""
+    monkeypatch.setenv("RA3BENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(attacks, "run_attacks", lambda sandbox, *a, **k: [])
+    args = _parser().parse_args(["check", "--sandbox", "local", "--workers", "2"])
+    try:
+        args.handler(args)
+    except SandboxUnavailableError as exc:
+        pytest.skip(f"local sandbox unavailable here: {exc}")
+    out = capsys.readouterr().out
+    section = out[out.index("verdict integrity") :]
+    assert "| forgery" in section and "| verdict" in section
+    lines = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| ")}
+    assert "control: a correct program" in lines
+    for attack in forgery.FORGERIES:
+        assert attack.name in lines, attack.name
+        cells = [c.strip() for c in lines[attack.name].split("|")[1:-1]]
+        assert cells[-1] in ("OK", "FAIL") or cells[-1].startswith("not run"), cells
+        assert cells[2], cells  # a verdict (or "-" when not run)
+    assert len(lines) == len(forgery.FORGERIES) + 2  # + the header row and the control
 
 
 def test_cli_sandbox_check_local() -> None:
@@ -158,3 +206,7 @@ def test_cli_sandbox_check_local() -> None:
     payload = json.loads(done.stdout)
     assert payload["ok"] is True and payload["sandbox"]["kind"] == "local"
     assert len(payload["attacks"]) == len(attacks.ATTACKS)
+    section = payload["verdict_integrity"]
+    assert section["ok"] is True and section["skipped"] is None
+    names = [row["attack"] for row in section["forgeries"]]
+    assert names == ["control: a correct program"] + [f.name for f in forgery.FORGERIES]
