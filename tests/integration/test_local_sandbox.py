@@ -600,8 +600,10 @@ def test_seed_makes_random_deterministic(sandbox: LocalSandbox) -> None:
 # ---- infrastructure faults
 
 
-def test_killed_worker_is_a_sandbox_error_and_the_next_job_works(sandbox: LocalSandbox) -> None:
-    long_job = job("import time\ndef f():\n    time.sleep(20)\n", [[]], limit=20.0)
+def test_killed_worker_is_a_sandbox_error_or_a_retry_and_the_next_job_works(sandbox: LocalSandbox) -> None:
+    """A worker killed from outside is not the program's doing: the pool reports a sandbox_error, or
+    (once a fresh worker passed its canary) runs the job again, which then gives its own result."""
+    long_job = job("import time\ndef f():\n    time.sleep(3)\n    return 'slept'\n", [[]], limit=20.0)
     box: dict[str, JobResult] = {}
     thread = threading.Thread(target=lambda: box.setdefault("result", sandbox.run(long_job)))
     thread.start()
@@ -612,8 +614,11 @@ def test_killed_worker_is_a_sandbox_error_and_the_next_job_works(sandbox: LocalS
         os.kill(pid, signal.SIGKILL)
     thread.join(timeout=30)
     assert not thread.is_alive()
-    assert box["result"].sandbox_error != ""
-    assert box["result"].load.status is CallStatus.ERROR
+    result = box["result"]
+    if result.sandbox_error:
+        assert result.load.status is CallStatus.ERROR
+    else:
+        assert values(result) == ["slept"], result
     assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in children))
     assert sandbox.run(job("def f():\n    return 'alive'\n", [[]])).calls[0].value == "alive"
 

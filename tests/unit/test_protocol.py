@@ -215,3 +215,36 @@ def test_garbage_frames_are_rejected() -> None:
         protocol.read_frame(io.BytesIO(b"\x00\x00\x00\x02[]"))
     with pytest.raises(protocol.ProtocolError):
         protocol.read_frame(io.BytesIO(b"\xff\xff\xff\xff"))
+
+
+def test_a_class_claiming_to_be_numpy_is_opaque_and_its_methods_never_run() -> None:
+    ran: list[str] = []
+
+    class Scalar:  # everything the old check looked at, faked
+        __module__ = "numpy"
+        ndim = 0
+
+        def item(self) -> int:
+            ran.append("item")
+            return 42
+
+        def __getattr__(self, name: str) -> object:
+            ran.append(name)
+            raise AttributeError(name)
+
+    encoded = encode_value(Scalar())
+    assert isinstance(decode_value(encoded), Opaque) and encoded["type"] == "Scalar"
+    assert "item" not in ran
+
+
+def test_real_numpy_scalars_and_zero_d_arrays_encode_as_their_values() -> None:
+    np = pytest.importorskip("numpy")
+    values = [np.int64(3), np.float64(0.5), np.bool_(True), np.str_("x"), np.array(7)]
+    assert roundtrip(values) == [3, 0.5, True, "x", 7]
+    assert isinstance(roundtrip(np.array([1, 2])), Opaque)  # not 0-d: its repr, as before
+
+    class Sub(np.ndarray):  # a program's subclass is not numpy's type
+        def item(self, *args: object) -> object:
+            raise AssertionError("a method of the program's class ran")
+
+    assert isinstance(roundtrip(np.zeros(()).view(Sub)), Opaque)

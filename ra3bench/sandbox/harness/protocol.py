@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import struct
+import sys
 from typing import Any, BinaryIO
 
 MAX_FRAME_BYTES = 1 << 30
@@ -33,6 +34,7 @@ _HEADER = struct.Struct(">I")
 # Exact types that stand for themselves in the encoding (subclasses are not among them).
 _PLAIN = frozenset({type(None), bool, str, int, float})
 _PLAIN_NO_NUMBERS = frozenset({type(None), bool, str})
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: set on every class defined in Python code
 
 
 VALUE_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
@@ -134,10 +136,25 @@ def encode_value(value: Any, depth: int = 0) -> Any:
         return {"b": value.hex()}
     if kind is complex:
         return {"c": [encode_value(value.real), encode_value(value.imag)]}
-    item = getattr(value, "item", None)
-    if kind.__module__ == "numpy" and callable(item) and getattr(value, "ndim", None) == 0:
-        return encode_value(item(), depth + 1)
+    if _is_numpy_scalar(value, kind):
+        return encode_value(kind.item(value), depth + 1)  # numpy's own C method: the type is not the program's
     return _opaque(value)
+
+
+def _is_numpy_scalar(value: Any, kind: type) -> bool:
+    """True for an instance of a real numpy scalar type, or an exact 0-d ``numpy.ndarray``.
+
+    A class the program defines can claim ``__module__ = "numpy"`` and an ``item()`` of its own;
+    it cannot be a static (C) type. Static types cannot be patched from Python either, so
+    ``kind.item`` is numpy's method. Nothing here looks anything up on the value itself.
+    """
+    if "numpy" not in sys.modules or type(kind) is not type or kind.__flags__ & _HEAPTYPE:
+        return False
+    if kind.__module__ != "numpy":  # of a static type: fixed by its C definition ("numpy.int64")
+        return False
+    if kind.__name__ == "ndarray":
+        return kind.ndim.__get__(value) == 0
+    return any(base.__name__ == "generic" and base.__module__ == "numpy" for base in kind.__mro__)
 
 
 def _plain_scalars(items: list) -> bool:

@@ -1,0 +1,162 @@
+"""A job as the harness sees it: defaults, the items it answers in order, deadlines, the stop rule.
+
+Shared by the server (which supervises) and a job's child (which parses its own copy of the job,
+handed to it by the fork server): both must derive the same limits from the same bytes.
+Standard library only, like the rest of the harness.
+"""
+
+from __future__ import annotations
+
+import time
+
+GRACE_S = 1.0  # the server's backstop beyond an item's own limit
+SETUP_S = 5.0  # fork + setup until the child says it is ready
+CLEANUP_S = 5.0  # the most time spent killing leftovers of one job
+SCRIPT_EXTRA_S = 1.0  # a script's recorder encodes as it goes: a little room beyond script_time_s
+ERROR_CHARS = 2000
+EXIT_MEMORY = 3  # child exit code when a MemoryError escaped the harness itself
+CALL_STATUSES = frozenset({"ok", "error", "timeout", "memory"})
+LOAD_STATUSES = CALL_STATUSES | {"syntax"}
+LIMIT_DEFAULTS = {
+    "memory_mb": 4096,
+    "output_bytes": 1 << 20,
+    "value_bytes": 16 << 20,
+    "load_time_s": 10.0,
+    "cpu_slack": 2.0,
+    "digest_min_bytes": 1 << 16,
+}
+
+_perf = time.perf_counter
+
+
+def job_budget_s(job: dict) -> float:
+    """Worst-case wall time of one job in the server (every call crashes and forces a reload).
+
+    Takes the wire dict (``Job.to_wire()``): the trusted side sizes its own deadline with it.
+    A call's value is encoded under the call's own limit, so a call costs its limit plus the grace.
+    """
+    limits = job.get("limits") or {}
+    load = float(limits.get("load_time_s", 10.0))
+    times = [float(t) for t in job.get("time_limits_s") or []]
+    n = max(len(job.get("calls") or []), len(times))
+    per_child = SETUP_S + load + GRACE_S
+    calls = sum(t + GRACE_S for t in times) + (n - len(times)) * (load + GRACE_S)
+    script = float(job.get("script_time_s", 60.0)) + SCRIPT_EXTRA_S + GRACE_S if job.get("script") else 0.0
+    return per_child * (n + 1) + calls + script + CLEANUP_S
+
+
+def normalize_job(raw: dict) -> dict:
+    """Validate a Job dict and fill defaults; raises on a malformed job (answered as sandbox_error)."""
+    if type(raw) is not dict or type(raw.get("program")) is not str:
+        raise ValueError("job has no program")
+    limits = dict(raw.get("limits") or {})
+    for key, value in LIMIT_DEFAULTS.items():
+        limits[key] = limits.get(key, value)
+        if type(limits[key]) not in (int, float):
+            raise ValueError(f"limits.{key} is not a number")
+    calls = raw.get("calls") or []
+    if type(calls) is not list:
+        raise ValueError("calls is not a list")
+    times = [float(t) for t in raw.get("time_limits_s") or []]
+    times += [float(limits["load_time_s"])] * (len(calls) - len(times))
+    script = raw.get("script")
+    if script is not None and type(script) is not str:
+        raise ValueError("script is not a string")
+    script_time = float(raw.get("script_time_s", 60.0))
+    seed = raw.get("seed")
+    if seed is not None and type(seed) not in (int, str):
+        raise ValueError("seed must be an int, a str or None")
+    total = float(limits["load_time_s"]) + sum(times) + (script_time if script is not None else 0.0)
+    return {
+        "program": raw["program"],
+        "entry_point": raw.get("entry_point"),
+        "calls": calls,
+        "time_limits_s": times,
+        "script": script,
+        "script_time_s": script_time,
+        "record": bool(raw.get("record", False)),
+        "seed": seed,
+        "fail_fast": bool(raw.get("fail_fast", True)),
+        "stdin": bool(raw.get("stdin", False)),
+        "max_timeouts": int(raw.get("max_timeouts") or 0),
+        "failed_budget_s": float(raw.get("failed_budget_s") or 0.0),
+        "digest_calls": {int(i) for i in raw.get("digest_calls") or []},
+        "limits": limits,
+        "cpu_limit": int(float(limits["cpu_slack"]) * total) + 1,
+    }
+
+
+def expected_items(job: dict, start: int) -> list:
+    """What a child started at call ``start`` answers, in order: "load", call indices, "script"."""
+    items: list = ["load", *range(start, len(job["calls"]))]
+    if job["script"] is not None:
+        items.append("script")
+    return items
+
+
+def item_limit(job: dict, item: str | int) -> float:
+    """The item's own time limit: what the program may use, encoding of its value included."""
+    if item == "load":
+        return float(job["limits"]["load_time_s"])
+    if item == "script":
+        return float(job["script_time_s"])
+    return float(job["time_limits_s"][item])
+
+
+def item_budget(items: list, done: int, job: dict) -> float:
+    """The server's deadline for the next item, measured from when it read the previous frame."""
+    if done >= len(items):
+        return GRACE_S
+    item = items[done]
+    extra = SCRIPT_EXTRA_S if item == "script" else 0.0
+    return item_limit(job, item) + extra + GRACE_S
+
+
+def result(status: str, error: str) -> dict:
+    return {"status": status, "value": None, "time_s": 0.0, "error": error}
+
+
+def fault(message: str) -> dict:
+    """An infrastructure fault: only for what no program could have caused (nothing of it ran yet)."""
+    return {"load": result("error", message), "calls": [], "script": None, "recorded": [], "sandbox_error": message}
+
+
+def program_failure(job: dict, message: str) -> dict:
+    """A whole job failed by its program's doing (it ran, then the harness could not finish the job)."""
+    message = message[:ERROR_CHARS]
+    return {
+        "load": result("error", message),
+        "calls": [result("error", message) for _ in job["calls"]],
+        "script": result("error", message) if job["script"] is not None else None,
+        "recorded": [],
+        "sandbox_error": "",
+    }
+
+
+class StopRule:
+    """When a group that has already failed may stop early (no fail-fast only).
+
+    Stopping never changes a group's status, which its first failed test already decided;
+    only the per-test detail of the tests not run is lost (they come back ``missing``, with
+    the reason). ``max_timeouts`` timeouts, or ``failed_budget_s`` spent on the job, end it:
+    without this an endless loop costs every test its full limit.
+    """
+
+    def __init__(self, job: dict) -> None:
+        self.max_timeouts = int(job["max_timeouts"])
+        self.budget_s = float(job["failed_budget_s"])
+        self.t0 = _perf()
+        self.failed = False
+        self.timeouts = 0
+        self.reason = ""
+
+    def update(self, call: dict) -> bool:
+        """Account for one call result, in order; True once the job should stop."""
+        status = call["status"]
+        self.failed = self.failed or status != "ok"
+        self.timeouts += status == "timeout"
+        if self.max_timeouts and self.timeouts >= self.max_timeouts:
+            self.reason = f"not run: the group had {self.timeouts} timeouts already"
+        elif self.failed and self.budget_s and _perf() - self.t0 > self.budget_s:
+            self.reason = f"not run: the failed group used up its {self.budget_s:g} s budget"
+        return bool(self.reason)
