@@ -201,28 +201,31 @@ def test_fork_bomb_is_contained_and_nothing_is_left(sandbox: Any) -> None:
         for _ in range(sandbox.workers):
             start = time.monotonic()
             pids = pids_seen_by_a_job(sandbox)
-            assert pids[0] == 1 and len(pids) == 2, pids  # the server and the job's own child
+            # the server, its fork server, the child forked ahead for the next job, and the job's own child
+            assert pids[0] == 1 and len(pids) <= 4, pids
             assert time.monotonic() - start < 2
 
 
-def test_docker_kill_of_a_container_is_a_sandbox_error_and_it_is_replaced(sandbox: Any, client: Any) -> None:
+def test_docker_kill_of_a_container_costs_a_retry_and_it_is_replaced(sandbox: Any, client: Any) -> None:
+    """A container killed from outside is the infrastructure's fault: the job runs again on a fresh
+    container (after a trivial job shows that one works) and gets its own verdict, not sandbox_error."""
     before = set(sandbox.worker_names())
-    long_job = job("import time\ndef f():\n    time.sleep(30)\n", [[]], limit=30.0)
+    long_job = job("import time\ndef f():\n    time.sleep(3)\n    return 'done'\n", [[]], limit=30.0)
     box: dict[str, JobResult] = {}
     thread = threading.Thread(target=lambda: box.setdefault("result", sandbox.run(long_job)))
     thread.start()
     time.sleep(1.0)  # the job is running in one of the containers
-    busy = [n for n in sandbox.worker_names() if len(client.containers.get(n).top()["Processes"]) > 1]
-    assert len(busy) == 1, busy
-    subprocess.run(["docker", "kill", busy[0]], check=True, capture_output=True)
-    thread.join(timeout=30)
+    busy = sandbox.worker_names()  # every container: the one running the job among them
+    assert busy
+    subprocess.run(["docker", "kill", *busy], check=True, capture_output=True)
+    thread.join(timeout=60)
     assert not thread.is_alive()
-    assert box["result"].sandbox_error != "" and box["result"].load.status is CallStatus.ERROR
+    assert box["result"].sandbox_error == "" and values(box["result"]) == ["done"]
     results = dict(sandbox.run_many([job("def f():\n    return 'alive'\n", [[]])] * 4))
     assert all(values(r) == ["alive"] for r in results.values())
     after = set(sandbox.worker_names())
-    assert busy[0] not in after and len(after) == sandbox.workers and after != before
-    assert wait_until(lambda: busy[0] not in our_containers(client, sandbox.session), timeout=10)
+    assert not after & set(busy) and len(after) == sandbox.workers and after != before
+    assert wait_until(lambda: not set(busy) & set(our_containers(client, sandbox.session)), timeout=10)
 
 
 def test_replacement_after_max_jobs_or_for_more_memory_and_close_leaves_no_container(image: str, client: Any) -> None:

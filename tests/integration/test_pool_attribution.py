@@ -24,8 +24,12 @@ LIMITS = Limits(memory_mb=512, load_time_s=5.0)
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="jobs that can signal their server need root's own uid")
 
 
+# The harness server: the parent of the fork server that forked this job's child.
+FIND_SERVER = "SERVER = int(open(f'/proc/{os.getppid()}/stat').read().rpartition(')')[2].split()[1])\n"
+
+
 def job(body: str, holds_expected: bool = False) -> Job:
-    program = f"import os, signal\ndef f(x):\n{body}\n"
+    program = f"import os, signal\n{FIND_SERVER}def f(x):\n{body}\n"
     return Job(program, "f", [encode_value([1])], [5.0], limits=LIMITS, holds_expected=holds_expected)
 
 
@@ -38,7 +42,7 @@ def same_uid_sandbox():
 
 
 def test_a_program_that_kills_its_worker_is_an_error_not_a_sandbox_error(same_uid_sandbox) -> None:
-    result = same_uid_sandbox.run(job("    os.kill(os.getppid(), signal.SIGKILL)\n    return 1"))
+    result = same_uid_sandbox.run(job("    os.kill(SERVER, signal.SIGKILL)\n    return 1"))
     assert not result.sandbox_error
     assert result.load.status is CallStatus.ERROR
     assert "took its sandbox worker down twice" in result.load.error
@@ -48,18 +52,18 @@ def test_a_program_that_kills_its_worker_is_an_error_not_a_sandbox_error(same_ui
 def test_a_program_that_stops_its_worker_gets_no_sandbox_error_either(same_uid_sandbox, monkeypatch) -> None:
     monkeypatch.setattr("ra3bench.sandbox.pool.HOST_GRACE_S", 0.0)  # a hung worker is given up on after 3 s
     monkeypatch.setattr("ra3bench.sandbox.pool.harness.job_budget_s", lambda job: 3.0)
-    result = same_uid_sandbox.run(job("    os.kill(os.getppid(), signal.SIGSTOP)\n    return 1"))
+    result = same_uid_sandbox.run(job("    os.kill(SERVER, signal.SIGSTOP)\n    return 1"))
     assert not result.sandbox_error and result.load.status is CallStatus.ERROR
 
 
 def test_garbage_from_a_worker_is_a_malformed_result(same_uid_sandbox) -> None:
     """A job with the server's uid can write to the server's stdout through /proc: the answer is garbage."""
     body = (
-        "    base = f'/proc/{os.getppid()}/fd'\n"
+        "    base = f'/proc/{SERVER}/fd'\n"
         "    for name in os.listdir(base):\n"
         "        if os.readlink(f'{base}/{name}').startswith('pipe:'):\n"
         "            os.write(os.open(f'{base}/{name}', os.O_WRONLY), b'\\x00\\x00\\x00\\x05hello')\n"
-        "    os.kill(os.getppid(), signal.SIGSTOP)\n"
+        "    os.kill(SERVER, signal.SIGSTOP)\n"
     )
     result = same_uid_sandbox.run(job(body))
     assert not result.sandbox_error
