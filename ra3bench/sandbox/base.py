@@ -10,8 +10,10 @@ dir, read the environment, leave processes behind, or plant files for the next j
 sandbox contains it; the *verdict* is never taken from it:
 
 * expected values never enter the untrusted process, nor any process a candidate runs in
-  (``Job.holds_expected`` jobs get workers of their own): the harness only sends back the
-  serialized return value of each call (``harness/protocol.py``), and trusted code compares;
+  (``Job.holds_expected`` jobs get workers of their own), and no earlier job's data is in a
+  candidate's memory (each child comes from a fork server that never reads a job): the harness
+  only sends back the serialized return value of each call (``harness/protocol.py``), and
+  trusted code compares;
 * everything that comes back is the program's claim: the host parses it strictly
   (``claims.py``: known tags, bounded depth, finite numbers, a digest only where asked for)
   and judges with a total function; a malformed answer is the program's ``fail``;
