@@ -9,12 +9,12 @@ request/response under a host-side deadline (the job's worst case in the harness
 Everything a worker answers is the program's claim (``claims.py``): an answer that is not a
 well-formed result is the program's failure (``malformed``), a timeout the host's own clock
 did not see is an error, not a timeout, and so is a syntax error the host's compiler does not
-find. A worker that dies or hangs during a job is
-killed and replaced; whose fault was it? A fresh worker runs a trivial job: if that fails
-too, the infrastructure is down (``sandbox_error``: retried, never the model's fault); if it
-works, the job runs once more, and a job that takes a healthy worker down a second time is
-the program's failure. Jobs that carry expected values (``Job.holds_expected``) run on a
-pool of workers of their own, so no candidate ever runs where they ran.
+find. A worker that dies or hangs during a job is killed and replaced; whose fault was it? A
+fresh worker runs a trivial job: if that fails too, the infrastructure is down
+(``sandbox_error``: retried, never the model's fault); if it works, the job runs once more,
+and a job that takes a healthy worker down a second time is the program's failure. Jobs that
+carry expected values (``Job.holds_expected``) run on a pool of workers of their own, so no
+candidate ever runs where they ran.
 """
 
 from __future__ import annotations
