@@ -31,3 +31,7 @@ class SandboxUnavailableError(Ra3benchError):
     """The requested sandbox cannot start on this machine."""
 
     exit_code = 2
+
+
+class SpecError(UsageError, ValueError):
+    """An evaluation spec or config with values that cannot work (a ValueError for library callers)."""

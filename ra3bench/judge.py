@@ -23,7 +23,8 @@ from typing import Any
 from ra3bench.checkers import output_matches
 from ra3bench.expected import Expectations, GroupExpectation
 from ra3bench.oracles import values_match
-from ra3bench.sandbox.base import CallResult, CallStatus, GroupVerdict, Job, JobResult, Limits, Status
+from ra3bench.records import GroupVerdict, Status
+from ra3bench.sandbox.base import CallResult, CallStatus, Job, JobResult, Limits
 from ra3bench.sandbox.claims import MALFORMED, MalformedClaim, decode_claim, digest_claim, is_digest_claim
 from ra3bench.sandbox.harness.protocol import decode_value, encode_value
 from ra3bench.suites.base import Comparison, Problem
@@ -213,7 +214,7 @@ def _judge_group(
     if result.sandbox_error:
         return GroupVerdict(Status.SANDBOX_ERROR, n, 0, detail=result.sandbox_error[:500], time_s=wall)
     if result.load.status is not CallStatus.OK:
-        return GroupVerdict(Status.from_call(result.load.status), n, 0, detail=result.load.error[:500], time_s=wall)
+        return GroupVerdict(status_of_call(result.load.status), n, 0, detail=result.load.error[:500], time_s=wall)
     if not expected.usable:
         return GroupVerdict(Status.FAIL, n, 0, detail=f"unpassable: {expected.problem_note}"[:500], time_s=wall)
     calls = result.calls
@@ -255,7 +256,7 @@ def _judge_call(
     if call is None or call.status is CallStatus.MISSING:  # not run (after a failure, if the job says why)
         return Status.ERROR, call.error if call is not None and call.error else "no result for this test"
     if call.status is not CallStatus.OK:
-        return Status.from_call(call.status), call.error
+        return status_of_call(call.status), call.error
     try:
         return _compare(problem, comparison, expected, i, call.value, digest_min_bytes, explain)
     except MalformedClaim as exc:
@@ -382,3 +383,12 @@ def _short(value: Any, limit: int = 160) -> str:
 
 def expectations_for(expectations: Expectations, problem: Problem) -> dict[str, GroupExpectation]:
     return expectations.tasks[problem.task_id]
+
+
+def status_of_call(status: CallStatus) -> Status:
+    """The sample status a failed call stands for (a plain failure is the program's error)."""
+    return {
+        CallStatus.TIMEOUT: Status.TIMEOUT,
+        CallStatus.MEMORY: Status.MEMORY,
+        CallStatus.SYNTAX: Status.SYNTAX,
+    }.get(status, Status.ERROR)

@@ -7,7 +7,6 @@ programs judged before under the same conditions come from the verdict cache.
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import sys
 import threading
@@ -29,34 +28,14 @@ from ra3bench.judge import (
     merge_rerun,
     rerun_job,
 )
-from ra3bench.metrics import ks_for, pass_at_k_with_ci
 from ra3bench.progress import progress_bars
+from ra3bench.records import GroupVerdict, Sample, Status, Verdict
 from ra3bench.results import SAMPLES, SUMMARY, VERDICTS, RunFolder
-from ra3bench.sandbox.base import CallStatus, GroupVerdict, Job, JobResult, Limits, Sandbox, Status, Verdict
+from ra3bench.sandbox.base import CallStatus, Job, JobResult, Limits, Sandbox
 from ra3bench.sandbox.claims import MALFORMED
 from ra3bench.suites.base import Comparison, Problem, Suite
+from ra3bench.summary import Summary, summarize
 from ra3bench.verdict_cache import VerdictCache, verdict_key
-
-
-@dataclass
-class Sample:
-    task_id: str
-    sample_index: int
-    program: str
-    raw: dict[str, Any] = field(default_factory=dict)  # what the model / file gave, kept verbatim
-
-    @property
-    def program_sha256(self) -> str:
-        return hashlib.sha256(self.program.encode()).hexdigest()
-
-    def to_json(self) -> dict:
-        return {
-            "task_id": self.task_id,
-            "sample_index": self.sample_index,
-            "program_sha256": self.program_sha256,
-            "program": self.program,
-            **{k: v for k, v in self.raw.items() if k not in ("task_id", "sample_index", "program")},
-        }
 
 
 @dataclass
@@ -241,7 +220,7 @@ def run_pipeline(
     include_unverifiable: bool = False,
     expected_samples: int = 0,
     generated: bool = False,
-) -> dict:
+) -> Summary:
     """Judge every sample not judged yet in ``folder``; write verdicts and the summary.
 
     ``samples`` may be a generator that is slow to yield (a model): it is drained in a thread
@@ -329,8 +308,8 @@ def run_pipeline(
         verdict_writer.close()
     feed.raise_error()  # a generator that failed: what was judged is written; the run resumes from it
     summary = summarize(suite, problems, folder.verdicts(), ks, include_unverifiable=include_unverifiable)
-    summary["execution"] = dict(counters)
-    folder.write_json(SUMMARY, summary)
+    summary.execution = dict(counters)
+    folder.write_json(SUMMARY, summary.to_json())
     return summary
 
 
@@ -389,60 +368,3 @@ class SampleFeed:
 
 
 _END = object()
-
-
-def summarize(
-    suite: Suite,
-    problems: list[Problem],
-    verdicts: list[dict],
-    ks: list[int] | None = None,
-    *,
-    include_unverifiable: bool = False,
-) -> dict:
-    """pass@k per group (plus = base and plus both pass), intervals, status counts, coverage.
-
-    Problems marked ``unverifiable`` (several valid answers and no checker) are judged but left
-    out of every score unless ``include_unverifiable``; the summary lists them with the reason.
-    """
-    unverifiable = {p.task_id: p.unverifiable for p in problems if p.unverifiable}
-    latest: dict[tuple[str, int], dict] = {}
-    for v in verdicts:
-        if include_unverifiable or v["task_id"] not in unverifiable:
-            latest[(v["task_id"], v["sample_index"])] = v
-    suite_ids = {p.task_id for p in suite.problems()}
-    per_group: dict[str, dict[str, tuple[int, int]]] = {g: {} for g in suite.group_names}
-    for (task_id, _), v in latest.items():
-        for i, group in enumerate(suite.group_names):
-            n, c = per_group[group].get(task_id, (0, 0))
-            passed = all(v["groups"].get(g) == Status.PASS.value for g in suite.group_names[: i + 1])
-            per_group[group][task_id] = (n + 1, c + int(passed))
-    pass_at_k: dict[str, dict[str, float]] = {}
-    intervals: dict[str, dict[str, list[float]]] = {}
-    base_counts = per_group[suite.group_names[0]]
-    for group, counts in per_group.items():
-        pass_at_k[group], intervals[group] = {}, {}
-        for k in ks_for(counts, ks):
-            result = pass_at_k_with_ci(counts, k)
-            pass_at_k[group][str(k)] = result.value
-            intervals[group][str(k)] = [result.ci_low, result.ci_high]
-    covered = {t for t, _ in latest}
-    return {
-        "suite": suite.name,
-        "suite_version": suite.version,
-        "data_sha256": suite.data_sha256,
-        "n_problems": len(covered),
-        "n_suite_problems": len(suite_ids),
-        "n_samples": len(latest),
-        "samples_per_problem": sorted({n for n, _ in base_counts.values()}),
-        "pass_at_k": pass_at_k,
-        "pass_at_k_ci95": intervals,
-        "status_counts": dict(Counter(v["status"] for v in latest.values())),
-        "group_status_counts": {
-            g: dict(Counter(v["groups"].get(g, "missing") for v in latest.values())) for g in suite.group_names
-        },
-        "flaky": sum(1 for v in latest.values() if v.get("flaky")),
-        "unverifiable": {
-            "excluded_from_scores": bool(unverifiable) and not include_unverifiable,
-            "tasks": dict(sorted(unverifiable.items())),
-        },
-    }

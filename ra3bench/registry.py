@@ -1,7 +1,8 @@
 """One small registry per extension kind (suite, backend, sandbox, trainer).
 
-In-tree items register with a decorator; plugins arrive through the entry-point group
-``ra3bench.<kind>s``. An unknown name gets a "did you mean" and the list of known names.
+In-tree items register with a decorator; plugins arrive through the entry-point group each
+registry names (``ra3bench.suites``, ``ra3bench.backends``, ``ra3bench.sandboxes``,
+``ra3bench.trainers``). An unknown name gets a "did you mean" and the list of known names.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, group: str) -> None:
         self.kind = kind
+        self.group = group  # the entry-point group plugins register under, spelled out
         self._items: dict[str, T] = {}
         self._origins: dict[str, str] = {}
         self._broken: dict[str, str] = {}
@@ -36,7 +38,7 @@ class Registry(Generic[T]):
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
-        for ep in entry_points(group=f"ra3bench.{self.kind}s"):
+        for ep in entry_points(group=self.group):
             if ep.name in self._items:
                 continue
             try:

@@ -1,7 +1,7 @@
 """The backend contract: something that turns problems into samples.
 
 Generation backends (hf, vllm, openai) and file-based ones (reference, replay) look the
-same to the pipeline: an iterator of :class:`ra3bench.pipeline.Sample`.
+same to the pipeline: an iterator of :class:`ra3bench.records.Sample`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from ra3bench.errors import UsageError
-from ra3bench.pipeline import Sample
 from ra3bench.prompts import Prompt, PromptStyle, build_prompt, cut_at_stop
+from ra3bench.records import Sample
 from ra3bench.suites.base import Problem, Suite
 
 
 class Backend(abc.ABC):
     name: str = "?"
+    #: the samples come from a file (replay): a run covers the tasks the file covers, with as
+    #: many samples as it holds, instead of ``n`` per selected problem
+    from_file: bool = False
 
     @abc.abstractmethod
     def samples(
@@ -59,6 +62,48 @@ class GenerationParams:
 
     def describe(self) -> dict:
         return asdict(self)
+
+
+@dataclass(kw_only=True)
+class BackendSpec:
+    """Which model and engine write the programs: what ``BACKENDS`` factories are built from.
+
+    ``ra3bench run``'s generation flags fill one; a library user writes one, or passes a model
+    name (or a Backend, or an in-memory model) to :meth:`ra3bench.Session.evaluate`.
+    """
+
+    model: str
+    backend: str = "auto"  # auto | hf | vllm | openai | reference | a plugin's
+    params: GenerationParams = field(default_factory=GenerationParams)
+    prompt_style: str = "auto"  # auto | chat | completion
+    batch_size: int = 16  # hf: sequences per generate call
+    device: str = "cpu"  # hf
+    dtype: str = "auto"  # hf, vllm
+    base_url: str | None = None  # openai
+    api_key: str | None = None  # openai (default: $OPENAI_API_KEY)
+    concurrency: int = 8  # openai: requests in flight
+    max_retries: int = 5  # openai
+    request_timeout: float = 600.0  # openai, s
+    tensor_parallel_size: int = 1  # vllm
+    data_parallel_size: int = 1  # vllm
+    max_model_len: int | None = None  # vllm
+    gpu_memory_utilization: float | None = None  # vllm
+    enforce_eager: bool = False  # vllm
+
+    def backend_name(self) -> str:
+        """``auto``: reference for the model ``reference``, openai when a server URL is given, else hf."""
+        if self.backend != "auto":
+            return self.backend
+        if self.model == "reference":
+            return "reference"
+        return "openai" if self.base_url else "hf"
+
+    def check(self) -> None:
+        if self.batch_size < 1 or self.concurrency < 1:
+            raise UsageError("--batch-size and --concurrency must be at least 1")
+        if self.backend_name() == "reference" and self.model != "reference":
+            raise UsageError("--backend reference takes --model reference")
+        self.params.check()
 
 
 @dataclass

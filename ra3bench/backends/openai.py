@@ -35,7 +35,6 @@ The first request that fails for good cancels the others and raises one clear er
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import email.utils
 import os
@@ -47,7 +46,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ra3bench.backends.base import Completion, GenerationBackend, GenerationParams
+from ra3bench.backends.base import BackendSpec, Completion, GenerationBackend, GenerationParams
 from ra3bench.errors import Ra3benchError, UsageError
 from ra3bench.prompts import Prompt, PromptStyle
 
@@ -198,22 +197,19 @@ class OpenAIBackend(GenerationBackend):
         self.requests_sent = 0  # HTTP requests, retries included
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> OpenAIBackend:
-        """From `ra3bench run`'s flags: --base-url, --model, --api-key, --concurrency, --prompt-style,
-        the generation flags, and --max-retries / --request-timeout where the command has them."""
-        from ra3bench.backends import generation_params
-
-        if not getattr(args, "base_url", None):
+    def from_spec(cls, spec: BackendSpec) -> OpenAIBackend:
+        """From a :class:`BackendSpec`: base URL, model, API key, concurrency, retries, request timeout."""
+        if not spec.base_url:
             raise UsageError("the openai backend needs --base-url, e.g. http://localhost:8000/v1")
         return cls(
-            args.base_url,
-            args.model,
-            api_key=getattr(args, "api_key", None),
-            params=generation_params(args),
-            prompt_style=PromptStyle.parse(getattr(args, "prompt_style", None)),
-            concurrency=getattr(args, "concurrency", None) or 8,
-            max_retries=getattr(args, "max_retries", None) if getattr(args, "max_retries", None) is not None else 5,
-            timeout_s=getattr(args, "request_timeout", None) or 600.0,
+            spec.base_url,
+            spec.model,
+            api_key=spec.api_key,
+            params=spec.params,
+            prompt_style=PromptStyle.parse(spec.prompt_style),
+            concurrency=spec.concurrency or 8,
+            max_retries=spec.max_retries,
+            timeout_s=spec.request_timeout or 600.0,
         )
 
     # -- the GenerationBackend contract ---------------------------------------------------------

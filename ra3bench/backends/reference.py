@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from ra3bench.backends.base import Backend
 from ra3bench.errors import UsageError
-from ra3bench.pipeline import Sample
+from ra3bench.records import Sample
 from ra3bench.suites.base import Problem, Suite
 
 

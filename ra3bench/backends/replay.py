@@ -27,7 +27,7 @@ from pathlib import Path
 from ra3bench.backends.base import Backend
 from ra3bench.errors import UsageError
 from ra3bench.input_files import read_head, read_lines, read_text
-from ra3bench.pipeline import Sample
+from ra3bench.records import Sample
 from ra3bench.suites.base import Problem, Suite
 from ra3bench.suites.data import sha256_file
 
@@ -138,6 +138,7 @@ def _check_record(path: Path, number: int, record: object) -> None:
 
 class ReplayBackend(Backend):
     name = "replay"
+    from_file = True
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -24,12 +24,11 @@ process: a script that builds this backend needs ``if __name__ == "__main__":``
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from ra3bench.backends.base import Completion, GenerationBackend, GenerationParams
+from ra3bench.backends.base import BackendSpec, Completion, GenerationBackend, GenerationParams
 from ra3bench.errors import Ra3benchError, UsageError
 from ra3bench.models import ModelSource, resolve_model
 from ra3bench.prompts import Prompt, PromptStyle
@@ -198,20 +197,18 @@ class VLLMBackend(GenerationBackend):
         self.sampling_params_cls = vllm.SamplingParams
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> VLLMBackend:
-        """The backend from `ra3bench run`'s flags (flags this CLI lacks keep their defaults)."""
-        from ra3bench.backends import generation_params
-
+    def from_spec(cls, spec: BackendSpec) -> VLLMBackend:
+        """The backend from a :class:`BackendSpec` (`ra3bench run`'s flags, or a library caller's)."""
         return cls(
-            args.model,
-            generation_params(args),
-            PromptStyle.parse(getattr(args, "prompt_style", None)),
-            tensor_parallel_size=getattr(args, "tensor_parallel_size", 1) or 1,
-            data_parallel_size=getattr(args, "data_parallel_size", 1) or 1,
-            dtype=getattr(args, "dtype", "auto") or "auto",
-            gpu_memory_utilization=getattr(args, "gpu_memory_utilization", None),
-            max_model_len=getattr(args, "max_model_len", None),
-            enforce_eager=bool(getattr(args, "enforce_eager", False)),
+            spec.model,
+            spec.params,
+            PromptStyle.parse(spec.prompt_style),
+            tensor_parallel_size=spec.tensor_parallel_size or 1,
+            data_parallel_size=spec.data_parallel_size or 1,
+            dtype=spec.dtype or "auto",
+            gpu_memory_utilization=spec.gpu_memory_utilization,
+            max_model_len=spec.max_model_len,
+            enforce_eager=spec.enforce_eager,
         )
 
     def prompt_style(self) -> PromptStyle:

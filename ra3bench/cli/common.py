@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 from pathlib import Path
 
-from tabulate import tabulate
-
 from ra3bench.errors import UsageError
-from ra3bench.judge import TimePolicy
-from ra3bench.pipeline import EvalSettings
-from ra3bench.sandbox.base import Limits
+from ra3bench.evaluate import SELECTION_FILTERS, EvalSpec
+from ra3bench.summary import Summary
 
 
 def add_suite_args(parser: argparse.ArgumentParser) -> None:
@@ -32,22 +28,9 @@ def add_suite_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--difficulty", default=None, help="comma list of easy, medium, hard")
 
 
-SELECTION_FILTERS = ("release", "start_date", "end_date", "platform", "difficulty")
-
-
 def selection_filters(args: argparse.Namespace) -> dict[str, str]:
     """The suite-specific selection flags that were given (passed to ``Suite.select``)."""
     return {key: value for key in SELECTION_FILTERS if (value := getattr(args, key, None)) is not None}
-
-
-def selection_record(filters: dict[str, str], problems: list) -> dict:
-    """What the manifest keeps of a selection: the filters, how many problems, sha256 of the sorted ids."""
-    ids = sorted(p.task_id for p in problems)
-    return {
-        "filters": filters,
-        "n_tasks": len(ids),
-        "tasks_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
-    }
 
 
 def add_execution_args(parser: argparse.ArgumentParser) -> None:
@@ -93,22 +76,37 @@ def add_execution_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-cache", action="store_true", help="do not reuse verdicts from the verdict cache")
 
 
-def settings_from(args: argparse.Namespace) -> EvalSettings:
-    if args.time_floor <= 0 or args.time_factor <= 0 or args.problem_time_factor <= 0:
-        raise UsageError("--time-floor, --time-factor and --problem-time-factor must be positive")
-    if args.memory_mb < 64:
-        raise UsageError("--memory-mb must be at least 64")
-    if args.max_timeouts < 0 or args.failed_group_budget < 0:
-        raise UsageError("--max-timeouts and --failed-group-budget must be 0 (off) or positive")
-    return EvalSettings(
-        limits=Limits(memory_mb=args.memory_mb),
-        time_policy=TimePolicy(
-            floor_s=args.time_floor, factor=args.time_factor, problem_factor=args.problem_time_factor
-        ),
+def spec_from_args(args: argparse.Namespace, n: int = 1) -> EvalSpec:
+    """The :class:`EvalSpec` of `run` / `evaluate`'s flags (generation flags: `run` only)."""
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    generation = {name: value for name in GENERATION_FLAGS if (value := getattr(args, name, None)) is not None}
+    return EvalSpec(
+        suite=args.suite,
+        suite_version=args.suite_version,
+        data_dir=str(args.data_dir) if args.data_dir else None,
+        select=selection_filters(args),
+        tasks=[t.strip() for t in (args.tasks or "").split(",") if t.strip()],
+        limit=args.limit or 0,
+        n=n,
+        k=parse_ks(args.k) or [],
+        time_floor=args.time_floor,
+        time_factor=args.time_factor,
+        problem_time_factor=args.problem_time_factor,
+        memory_mb=args.memory_mb,
         fail_fast=not args.no_fail_fast,
         max_timeouts=args.max_timeouts,
-        failed_group_budget_s=args.failed_group_budget,
+        failed_group_budget=args.failed_group_budget,
+        include_unverifiable=args.include_unverifiable,
+        sandbox=args.sandbox,
+        workers=args.workers or 0,
+        cache=not args.no_cache,
+        **generation,
     )
+
+
+# `run`'s generation flags that are EvalSpec fields (the engine flags go to BackendSpec)
+GENERATION_FLAGS = ("temperature", "top_p", "max_new_tokens", "seed", "stop", "prompt_style", "batch_size")
 
 
 def parse_ks(text: str | None) -> list[int] | None:
@@ -123,49 +121,20 @@ def parse_ks(text: str | None) -> list[int] | None:
     return ks
 
 
-def select_problems(problems: list, limit: int | None, tasks: str | None) -> list:
-    if not problems:
-        raise UsageError("no problems selected")
-    if tasks:
-        wanted = [t.strip() for t in tasks.split(",") if t.strip()]
-        by_id = {p.task_id: p for p in problems}
-        unknown = [t for t in wanted if t not in by_id]
-        if unknown:
-            raise UsageError(f"unknown task id {unknown[0]!r}; ids look like {problems[0].task_id!r}")
-        problems = [by_id[t] for t in wanted]
-    if limit is not None:
-        if limit < 1:
-            raise UsageError("--limit must be at least 1")
-        problems = problems[:limit]
-    return problems
-
-
-def summary_table(summary: dict, fmt: str = "github") -> str:
-    rows = []
-    for group, values in summary["pass_at_k"].items():
-        for k, value in values.items():
-            low, high = summary["pass_at_k_ci95"][group][k]
-            rows.append([group, f"pass@{k}", f"{100 * value:.1f}", f"[{100 * low:.1f}, {100 * high:.1f}]"])
-    head = ["group", "metric", "%", "95% CI"]
-    return tabulate(rows, headers=head, tablefmt=fmt, disable_numparse=True)
-
-
-def print_summary(summary: dict, folder: Path) -> None:
+def print_summary(summary: Summary) -> None:
     print(
-        f"{summary['suite']} {summary['suite_version']}: {summary['n_samples']} samples on "
-        f"{summary['n_problems']}/{summary['n_suite_problems']} problems"
+        f"{summary.suite} {summary.suite_version}: {summary.n_samples} samples on "
+        f"{summary.n_problems}/{summary.n_suite_problems} problems"
     )
-    print(summary_table(summary))
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary["status_counts"].items()))
+    print(summary.table())
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
     print(f"status: {counts}")
-    execution = summary.get("execution", {})
-    if execution:
-        print("judged: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(execution.items())))
-    unverifiable = summary.get("unverifiable", {})
-    if unverifiable.get("excluded_from_scores"):
-        n = len(unverifiable["tasks"])
+    if summary.execution:
+        print("judged: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(summary.execution.items())))
+    if summary.unverifiable.get("excluded_from_scores"):
+        n = len(summary.unverifiable["tasks"])
         print(f"left out of the scores: {n} unverifiable problems (several valid answers, no checker): summary.json")
-    print(f"run folder: {folder}")
+    print(f"run folder: {summary.run_dir}")
     sys.stdout.flush()
 
 

@@ -40,4 +40,4 @@ def handle(args: argparse.Namespace) -> int:
     from ra3bench.cli.execute import execute
 
     backend = ReplayBackend(args.samples)
-    return execute(args, backend, n=0, only_covered=True)
+    return execute(args, backend)

@@ -75,14 +75,30 @@ def add_generation_args(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ra3bench.backends import BACKENDS, pick_backend
+    from ra3bench.backends import build_backend
+    from ra3bench.cli.common import spec_from_args
     from ra3bench.cli.execute import execute
 
     if args.n < 1:
         raise UsageError("-n must be at least 1")
-    if args.batch_size < 1 or args.concurrency < 1:
-        raise UsageError("--batch-size and --concurrency must be at least 1")
-    name = pick_backend(args)
-    if name == "reference" and args.model != "reference":
-        raise UsageError("--backend reference takes --model reference")
-    return execute(args, lambda: BACKENDS.get(name)(args), args.n)
+    backend_spec = spec_from_args(args, args.n).backend_spec(
+        args.model, **{name: getattr(args, name) for name in ENGINE_FLAGS}
+    )
+    backend_spec.check()
+    return execute(args, lambda: build_backend(backend_spec), args.n)
+
+
+# `run`'s flags that choose and configure the engine (BackendSpec fields)
+ENGINE_FLAGS = (
+    "backend",
+    "device",
+    "dtype",
+    "base_url",
+    "api_key",
+    "concurrency",
+    "tensor_parallel_size",
+    "data_parallel_size",
+    "max_model_len",
+    "gpu_memory_utilization",
+    "enforce_eager",
+)

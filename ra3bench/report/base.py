@@ -1,7 +1,7 @@
 """What `compare` and `report` read from run folders, and what they hand to the renderers.
 
 Scores are recomputed from ``verdicts.jsonl`` (the summary keeps means, not the per-problem
-outcomes a paired test needs), with the rule of :func:`ra3bench.pipeline.summarize`: the last
+outcomes a paired test needs), with the rule of :func:`ra3bench.summary.summarize`: the last
 verdict of each (task, sample) counts, group *i* passes when groups 0..i all pass, and problems
 the summary lists as unverifiable are left out unless the run scored them.
 """

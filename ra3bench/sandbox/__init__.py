@@ -13,7 +13,7 @@ from ra3bench.errors import SandboxUnavailableError
 from ra3bench.registry import Registry
 from ra3bench.sandbox.base import Sandbox
 
-SANDBOXES: Registry = Registry("sandbox")
+SANDBOXES: Registry = Registry("sandbox", group="ra3bench.sandboxes")
 
 # Each worker's /tmp and /dev/shm are tmpfs, i.e. host memory a job may fill: the /tmp sizes
 # come from one budget for all workers, so N workers do not claim N GB.

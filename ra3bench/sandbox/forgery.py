@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+from ra3bench.records import Status, Verdict
 from ra3bench.sandbox.attacks import PRIVATE_PIDS
-from ra3bench.sandbox.base import Limits, Sandbox, Status, Verdict
+from ra3bench.sandbox.base import Limits, Sandbox
 
 TASK_ID = "HumanEval/0"
 SIGNATURE = "def has_close_elements(numbers, threshold):\n"
@@ -522,7 +523,8 @@ def humaneval_judge(sandbox: Sandbox) -> Callable[[str], Verdict]:
     """Judge programs on HumanEval+/0 as a run would: expected outputs from the reference, in ``sandbox``."""
     from ra3bench.expected import load_or_compute
     from ra3bench.judge import TimePolicy
-    from ra3bench.pipeline import EvalSettings, Evaluator, Sample
+    from ra3bench.pipeline import EvalSettings, Evaluator
+    from ra3bench.records import Sample
     from ra3bench.suites import get_suite
 
     suite = get_suite("humaneval+")

@@ -11,7 +11,7 @@ from pathlib import Path
 from ra3bench.registry import Registry
 from ra3bench.suites.base import Suite
 
-SUITES = Registry[type[Suite]]("suite")
+SUITES = Registry[type[Suite]]("suite", group="ra3bench.suites")
 
 # Imported after SUITES exists: the modules register themselves into it on import.
 from ra3bench.suites import codeforces, humaneval, livecodebench, mbpp  # noqa: E402, F401

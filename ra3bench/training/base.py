@@ -111,4 +111,4 @@ class Trainer(abc.ABC):
         """Run the method; call ``ctx.evaluate`` after each optimizer step and ``ctx.log``."""
 
 
-TRAINERS: Registry[type[Trainer]] = Registry("trainer")
+TRAINERS: Registry[type[Trainer]] = Registry("trainer", group="ra3bench.trainers")

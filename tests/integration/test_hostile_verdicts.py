@@ -15,8 +15,9 @@ import pytest
 
 from ra3bench.expected import load_or_compute
 from ra3bench.judge import TimePolicy
-from ra3bench.pipeline import EvalSettings, Evaluator, Sample
-from ra3bench.sandbox.base import Limits, Status
+from ra3bench.pipeline import EvalSettings, Evaluator
+from ra3bench.records import Sample, Status
+from ra3bench.sandbox.base import Limits
 from ra3bench.sandbox.local import LocalSandbox
 from ra3bench.suites import get_suite
 

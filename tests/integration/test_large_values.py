@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ra3bench.expected import load_or_compute
-from ra3bench.pipeline import EvalSettings, Evaluator, Sample
-from ra3bench.sandbox.base import Status
+from ra3bench.pipeline import EvalSettings, Evaluator
+from ra3bench.records import Sample, Status
 from ra3bench.sandbox.local import LocalSandbox
 from ra3bench.suites import get_suite
 

@@ -14,7 +14,8 @@ import sys
 import pytest
 
 from ra3bench.judge import judge_group
-from ra3bench.sandbox.base import CallStatus, Job, Limits, Status
+from ra3bench.records import Status
+from ra3bench.sandbox.base import CallStatus, Job, Limits
 from ra3bench.sandbox.harness.protocol import encode_value
 from ra3bench.sandbox.local import LocalSandbox
 from ra3bench.sandbox.pool import Launch

@@ -129,7 +129,8 @@ def test_class_method_entry_points_get_a_fresh_instance_per_call(sandbox: LocalS
 
 def _evaluate(sandbox: LocalSandbox, problem: object, programs: dict[str, str]) -> dict[str, tuple[str, int]]:
     from ra3bench.expected import Expectations, from_data
-    from ra3bench.pipeline import EvalSettings, Evaluator, Sample
+    from ra3bench.pipeline import EvalSettings, Evaluator
+    from ra3bench.records import Sample
 
     expectations = Expectations(key="test", path=None, sha256="", tasks={problem.task_id: from_data(problem)})  # type: ignore[attr-defined]
     evaluator = Evaluator(None, sandbox, expectations, EvalSettings(fail_fast=False))  # type: ignore[arg-type]

@@ -27,9 +27,10 @@ import pytest
 
 from ra3bench.expected import load_or_compute
 from ra3bench.judge import TimePolicy
-from ra3bench.pipeline import EvalSettings, Evaluator, Sample
+from ra3bench.pipeline import EvalSettings, Evaluator
+from ra3bench.records import Sample, Status, Verdict
 from ra3bench.sandbox import attacks, forgery
-from ra3bench.sandbox.base import Limits, Sandbox, Status, Verdict
+from ra3bench.sandbox.base import Limits, Sandbox
 from ra3bench.sandbox.forgery import FAILED, Forgery
 from ra3bench.suites import get_suite
 
@@ -136,7 +137,7 @@ def test_every_attack_class_has_forgeries() -> None:
 
 def test_a_check_row_fails_on_pass_sandbox_error_a_claimed_status_or_a_crash() -> None:
     """The `sandbox check` row logic, without a sandbox: OK only for an allowed failure of the program."""
-    from ra3bench.sandbox.base import GroupVerdict
+    from ra3bench.records import GroupVerdict
 
     def verdict(status: Status) -> Verdict:
         return Verdict(forgery.TASK_ID, 0, status, {"base": GroupVerdict(status, 7, 0, 0, "why")}, "sha")

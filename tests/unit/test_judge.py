@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ra3bench.expected import GroupExpectation
 from ra3bench.judge import judge_group
-from ra3bench.sandbox.base import CallResult, CallStatus, JobResult, Status
+from ra3bench.records import Status
+from ra3bench.sandbox.base import CallResult, CallStatus, JobResult
 from ra3bench.sandbox.harness.protocol import encode_value
 from ra3bench.suites.base import Problem, TestGroup
 

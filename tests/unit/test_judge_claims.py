@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from ra3bench.expected import GroupExpectation
 from ra3bench.judge import judge_group
 from ra3bench.oracles import values_match
-from ra3bench.sandbox.base import CallResult, CallStatus, Job, JobResult, Limits, Status
+from ra3bench.records import Status
+from ra3bench.sandbox.base import CallResult, CallStatus, Job, JobResult, Limits
 from ra3bench.sandbox.claims import MalformedClaim, decode_claim, parse_frame, parse_result
 from ra3bench.sandbox.harness.protocol import VALUE_ENCODER, encode_value
 from ra3bench.sandbox.pool import believe_timeouts
@@ -247,7 +248,8 @@ def test_a_timeout_the_host_did_not_see_is_an_error() -> None:
 
 def test_a_group_whose_judging_raises_is_that_samples_fail_and_the_run_goes_on(capsys) -> None:
     from ra3bench.expected import Expectations
-    from ra3bench.pipeline import EvalSettings, Evaluator, Sample
+    from ra3bench.pipeline import EvalSettings, Evaluator
+    from ra3bench.records import Sample
     from ra3bench.sandbox.base import Sandbox
 
     class Exploding(Sandbox):

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 
 from ra3bench.expected import load_or_compute
 from ra3bench.paths import cache_root
-from ra3bench.pipeline import EvalSettings, Evaluator, Sample
-from ra3bench.sandbox.base import Sandbox, Status
+from ra3bench.pipeline import EvalSettings, Evaluator
+from ra3bench.records import Sample, Status
+from ra3bench.sandbox.base import Sandbox
 from ra3bench.suites.base import Problem
 from ra3bench.verdict_cache import VerdictCache
 from ra3bench_rlvr.problems import ProblemSet
