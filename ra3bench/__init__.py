@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "EvalOptions": "ra3bench.evaluate",
-    "EvalSpec": "ra3bench.evaluate",
+    "EvalOptions": "ra3bench.spec",
+    "EvalSpec": "ra3bench.spec",
     "Session": "ra3bench.evaluate",
     "open_sandbox": "ra3bench.evaluate",
     "Summary": "ra3bench.summary",
@@ -85,9 +85,10 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from ra3bench.backends.base import Backend, BackendSpec, GenerationParams
     from ra3bench.errors import Ra3benchError, SpecError, UsageError
-    from ra3bench.evaluate import EvalOptions, EvalSpec, Session, open_sandbox
+    from ra3bench.evaluate import Session, open_sandbox
     from ra3bench.records import GroupVerdict, Sample, Status, Verdict
     from ra3bench.sandbox.base import Sandbox
+    from ra3bench.spec import EvalOptions, EvalSpec
     from ra3bench.suites import get_suite
     from ra3bench.suites.base import Comparison, Problem, Suite, TestGroup
     from ra3bench.summary import Summary

@@ -26,157 +26,25 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from ra3bench.backends.base import Backend, BackendSpec, GenerationBackend, GenerationParams
-from ra3bench.errors import SpecError, UsageError
+from ra3bench.backends.base import Backend, BackendSpec, GenerationBackend
+from ra3bench.errors import UsageError
 from ra3bench.expected import Expectations, load_or_compute
-from ra3bench.judge import TimePolicy
 from ra3bench.paths import cache_root
-from ra3bench.pipeline import EvalSettings, Evaluator, run_pipeline
+from ra3bench.pipeline import Evaluator, run_pipeline
 from ra3bench.prompts import PromptStyle
 from ra3bench.records import Sample, Verdict
 from ra3bench.results import RunFolder, code_version, default_run_dir, host_info, now_iso
-from ra3bench.sandbox.base import Limits, Sandbox
+from ra3bench.sandbox.base import Sandbox
+from ra3bench.spec import EvalOptions, EvalSpec
 from ra3bench.suites.base import Problem, Suite
 from ra3bench.summary import Summary
 from ra3bench.verdict_cache import VerdictCache
 
-SELECTION_FILTERS = ("release", "start_date", "end_date", "platform", "difficulty")
-
-
-@dataclass(kw_only=True)
-class EvalOptions:
-    """How to evaluate, whatever the suite: the fields `ra3bench run`'s flags, a training config's
-    ``eval:`` block and :class:`EvalSpec` share (same names, defaults and checks)."""
-
-    limit: int = 0  # the first N problems (after the selection); 0: all
-    n: int = 1  # samples per problem
-    k: list[int] = field(default_factory=list)  # pass@k for these k; empty: every k <= n
-    # generation
-    temperature: float = 0.0  # 0: greedy
-    top_p: float = 1.0
-    max_new_tokens: int = 512
-    seed: int = 0
-    stop: list[str] = field(default_factory=list)  # extra stop sequences
-    prompt_style: str = "auto"  # auto | chat | completion
-    batch_size: int = 16  # hf: sequences per generate call
-    # judging
-    time_floor: float = 1.0  # per-test limit = max(floor, factor x the reference's time), s
-    time_factor: float = 4.0
-    problem_time_factor: float = 1.0  # suites with limits of their own: factor x the problem's limit
-    memory_mb: int = 4096  # address-space limit per program
-    fail_fast: bool = True  # stop a group at its first failed test
-    max_timeouts: int = 3  # no fail-fast: stop a group after N timeouts (0: never)
-    failed_group_budget: float = 60.0  # no fail-fast: stop a failed group after this many seconds (0: never)
-    include_unverifiable: bool = False  # score problems that accept several answers but have no checker
-    # sandbox and cache
-    sandbox: str = "auto"  # auto | docker | local | local-unsafe | a plugin's
-    workers: int = 0  # parallel jobs; 0: one per core
-    cache: bool = True  # reuse verdicts judged before under the same conditions
-
-    def __post_init__(self) -> None:
-        errors = self.errors()
-        if errors:
-            raise SpecError("; ".join(errors))
-
-    def errors(self) -> list[str]:
-        """Every value that cannot work, one line each (empty when all is well)."""
-        errors = []
-        if self.time_floor <= 0 or self.time_factor <= 0 or self.problem_time_factor <= 0:
-            errors.append("--time-floor, --time-factor and --problem-time-factor must be positive")
-        if self.memory_mb < 64:
-            errors.append("--memory-mb must be at least 64")
-        if self.max_timeouts < 0 or self.failed_group_budget < 0:
-            errors.append("--max-timeouts and --failed-group-budget must be 0 (off) or positive")
-        if self.n < 1:
-            errors.append("-n must be at least 1")
-        if any(k < 1 for k in self.k):
-            errors.append(f"-k takes positive integers, got {self.k}")
-        if self.limit < 0 or self.workers < 0:
-            errors.append("limit and workers must be 0 (all / one per core) or positive")
-        if self.batch_size < 1:
-            errors.append("--batch-size must be at least 1")
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
-            errors.append("need --temperature >= 0, 0 < --top-p <= 1 and --max-new-tokens >= 1")
-        if self.prompt_style not in ("auto", *(style.value for style in PromptStyle)):
-            errors.append(f"--prompt-style must be auto, chat or completion, not {self.prompt_style!r}")
-        return errors
-
-    def judge_settings(self) -> EvalSettings:
-        """What the judge needs of these options (limits, time policy, fail-fast)."""
-        return EvalSettings(
-            limits=Limits(memory_mb=self.memory_mb),
-            time_policy=TimePolicy(
-                floor_s=self.time_floor, factor=self.time_factor, problem_factor=self.problem_time_factor
-            ),
-            fail_fast=self.fail_fast,
-            max_timeouts=self.max_timeouts,
-            failed_group_budget_s=self.failed_group_budget,
-        )
-
-    def generation(self) -> GenerationParams:
-        return GenerationParams(
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_new_tokens=self.max_new_tokens,
-            seed=self.seed,
-            stop=list(self.stop),
-        )
-
-    def backend_spec(self, model: str, **engine: Any) -> BackendSpec:
-        """The backend that generates for ``model`` with these options (``engine``: hf/vllm/openai settings)."""
-        return BackendSpec(
-            model=model,
-            params=self.generation(),
-            prompt_style=self.prompt_style,
-            batch_size=self.batch_size,
-            **engine,
-        )
-
-    def options(self) -> dict[str, Any]:
-        """The shared fields and their values (to build another spec with the same options)."""
-        return {f.name: getattr(self, f.name) for f in fields(EvalOptions)}
-
-
-@dataclass(kw_only=True)
-class EvalSpec(EvalOptions):
-    """What to measure: a suite, which of its problems, and every :class:`EvalOptions` setting."""
-
-    suite: str
-    suite_version: str | None = None  # None: the suite's pinned default
-    data_dir: str | None = None  # None: $RA3BENCH_DATA_DIR, then the cache
-    select: dict[str, str] = field(default_factory=dict)  # release, start_date, end_date, platform, difficulty
-    tasks: list[str] = field(default_factory=list)  # only these task ids (in this order)
-
-    def errors(self) -> list[str]:
-        errors = super().errors()
-        if not self.suite:
-            errors.append("no suite given (e.g. humaneval+, mbpp+, livecodebench, codeforces)")
-        unknown = sorted(set(self.select) - set(SELECTION_FILTERS))
-        if unknown:
-            errors.append(f"unknown selection filter {unknown[0]!r}; known: {', '.join(SELECTION_FILTERS)}")
-        return errors
-
-    def load_suite(self) -> Suite:
-        from ra3bench.suites import get_suite
-
-        return get_suite(self.suite, self.suite_version, Path(self.data_dir) if self.data_dir else None)
-
-    def problems_of(self, suite: Suite) -> list[Problem]:
-        """The suite's problems this spec selects: the filters, then ``tasks``, then ``limit``."""
-        problems = suite.select(suite.problems(), **self.select)
-        if not problems:
-            raise UsageError("no problems selected")
-        if self.tasks:
-            by_id = {p.task_id: p for p in problems}
-            unknown = [t for t in self.tasks if t not in by_id]
-            if unknown:
-                raise UsageError(f"unknown task id {unknown[0]!r}; ids look like {problems[0].task_id!r}")
-            problems = [by_id[t] for t in self.tasks]
-        return problems[: self.limit] if self.limit else problems
+__all__ = ["EvalOptions", "EvalSpec", "Session", "open_sandbox", "resumed_then_generated", "selection_record"]
 
 
 def selection_record(filters: dict[str, Any], problems: list[Problem]) -> dict:
@@ -442,7 +310,7 @@ class Session:
         self, backend: Backend, n: int, problems: list[Problem], expectations: Expectations, extra: dict[str, Any]
     ) -> dict:
         """What a run folder's manifest.json records: everything that produced its numbers."""
-        filters: dict[str, Any] = dict(self.spec.select)
+        filters: dict[str, Any] = {**self.spec.select, **({"limit": self.spec.limit} if self.spec.limit else {})}
         return {
             "run_id": uuid.uuid4().hex[:12],
             "created": now_iso(),

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from tabulate import tabulate
@@ -46,11 +46,11 @@ class Summary:
         return self.pass_at_k[group][str(k)]
 
     def to_json(self) -> dict:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in self._JSON_EXCLUDED}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self._JSON_EXCLUDED}
 
     @classmethod
     def from_json(cls, data: dict, *, run_dir: str | None = None, eval_time_s: float = 0.0) -> Summary:
-        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        known = {f.name: data[f.name] for f in fields(cls) if f.name in data and f.name not in cls._JSON_EXCLUDED}
         return cls(**{**known, "run_dir": run_dir, "eval_time_s": eval_time_s})
 
     def table(self, fmt: str = "github") -> str:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ra3bench.errors import UsageError
-from ra3bench.evaluate import SELECTION_FILTERS, EvalSpec
+from ra3bench.spec import SELECTION_FILTERS, EvalSpec
 from ra3bench.summary import Summary
 
 

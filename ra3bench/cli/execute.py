@@ -18,6 +18,23 @@ def execute(args: argparse.Namespace, backend: Backend | Callable[[], Backend], 
     if not isinstance(backend, Backend):
         backend = backend()
     with session:
-        summary = session.evaluate(backend, args.out, manifest={"command": " ".join(["ra3bench", *sys.argv[1:]])})
+        summary = session.evaluate(backend, args.out, manifest={"command": command_line(sys.argv[1:])})
     print_summary(summary)
     return 0
+
+
+SECRET_FLAGS = ("--api-key",)
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as the manifest records it, secrets (``--api-key``'s value) left out."""
+    shown, hide_next = ["ra3bench"], False
+    for arg in argv:
+        if hide_next:
+            shown.append("***")
+        elif arg.startswith(tuple(f"{flag}=" for flag in SECRET_FLAGS)):
+            shown.append(arg.split("=", 1)[0] + "=***")
+        else:
+            shown.append(arg)
+        hide_next = arg in SECRET_FLAGS
+    return " ".join(shown)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 from ra3bench.suites import SUITES
 from ra3bench.suites.base import Comparison, DataFile, Problem, Suite, TestGroup
@@ -12,8 +13,9 @@ from ra3bench.suites.data import read_jsonl
 from ra3bench.suites.humaneval import evalplus_problem, sample_program
 from ra3bench.suites.mbpp_inputs import restore_inputs
 
-# The standard MBPP test split (README of google-research/mbpp): task ids 11..510.
+# The standard MBPP test split (README of google-research/mbpp): task ids 11..510; the training split 601..974.
 MBPP_TEST_IDS = range(11, 511)
+MBPP_TRAIN_IDS = range(601, 975)
 
 # Special oracles for MBPP+ by entry point: evalplus 0.3.1's lists (evalplus/eval/_special_oracle.py and
 # evalplus/eval/__init__.py), implemented in ra3bench.oracles. Names absent from v0.2.0 are kept for older data.
@@ -95,11 +97,12 @@ class MbppSuite(Suite):
     }
     default_version = "google-research"
     group_names = ("base",)
+    task_ids: ClassVar[range] = MBPP_TEST_IDS
 
     def parse(self, path: Path) -> list[Problem]:
         problems = []
         for row in read_jsonl(path):
-            if row["task_id"] not in MBPP_TEST_IDS:
+            if row["task_id"] not in self.task_ids:
                 continue
             tests: list[str] = row["test_list"]
             text: str = row["text"]
@@ -119,6 +122,17 @@ class MbppSuite(Suite):
 
     def program_from_sample(self, problem: Problem, sample: dict) -> str:
         return sample_program(problem, sample)
+
+
+@SUITES.register("mbpp-train")
+class MbppTrainSuite(MbppSuite):
+    """MBPP's training split (374 tasks), built exactly as the test split: problems to train on (RLVR's
+    ``mbpp-train`` problem set), never a benchmark. Task ids are ``Mbpp/<id>``, the form MBPP+ uses,
+    so an overlap with an MBPP+ evaluation is visible by id."""
+
+    name = "mbpp-train"
+    description = "Google Research MBPP, training split (task ids 601..974): for training, not a benchmark"
+    task_ids: ClassVar[range] = MBPP_TRAIN_IDS
 
 
 @SUITES.register("mbpp+")

@@ -1,5 +1,17 @@
-"""The training core's public API: what a trainer plugin may import."""
+"""The training core's public API: what a trainer plugin may import (with the names of ``ra3bench``).
 
+* the contract: :class:`Trainer`, its configs, :class:`TrainContext` (``ctx.evaluate``,
+  ``ctx.judge_session`` for rewards on the run's sandbox, checkpoints, the curve);
+* data: :class:`TrainingExample`, :func:`tokenize_example`;
+* rollouts built exactly as evaluations build them, so a policy is rewarded for what an
+  evaluation would score: :func:`build_prompt` / :class:`Prompt` / :class:`PromptStyle`,
+  :func:`render_prompt` (chat template or plain text), :func:`auto_style`, :func:`eos_ids`,
+  :func:`cut_at_stop`, :func:`generated_span` and :func:`extract_program`.
+"""
+
+from ra3bench.backends.hf import auto_style, eos_ids, generated_span, render_prompt
+from ra3bench.extract import extract_program
+from ra3bench.prompts import Prompt, PromptStyle, build_prompt, cut_at_stop
 from ra3bench.training.base import (
     TRAINERS,
     DataConfig,
@@ -19,9 +31,18 @@ __all__ = [
     "EvalConfig",
     "LoraConfig",
     "ModelConfig",
+    "Prompt",
+    "PromptStyle",
     "RunConfig",
     "TrainContext",
     "Trainer",
     "TrainingExample",
+    "auto_style",
+    "build_prompt",
+    "cut_at_stop",
+    "eos_ids",
+    "extract_program",
+    "generated_span",
+    "render_prompt",
     "tokenize_example",
 ]

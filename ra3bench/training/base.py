@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ra3bench.registry import Registry
+from ra3bench.spec import EvalOptions, EvalSpec
 
 if TYPE_CHECKING:
     from ra3bench.training.context import TrainContext
@@ -62,29 +63,33 @@ class DataConfig:
     shuffle_seed: int = 0
 
 
-@dataclass
-class EvalConfig:
+@dataclass(kw_only=True)
+class EvalConfig(EvalOptions):
+    """The ``eval:`` block: every :class:`~ra3bench.spec.EvalOptions` setting (the same names, defaults
+    and checks as `ra3bench run`'s flags: time_factor, memory_mb, sandbox, ...) plus the schedule.
+    The training run's one sandbox (``sandbox``, ``workers``) judges its evaluations and its rewards."""
+
     suites: list[str] = field(default_factory=lambda: ["mbpp+"])
     every: int = 50  # evaluate every N optimizer steps (and at step 0 and at the end); 0: only 0 and end
     at_start: bool = True  # False: skip step 0 (the init was measured elsewhere, e.g. by the run it came from)
     # an evals/step-N folder of another run that measured this run's starting weights with these same
     # settings: its results are step 0's point (checked to match), not measured again
     start_from: str = ""
-    limit: int = 50  # the first N problems of each suite (a fixed subset), 0: all
     # per suite, the filters `ra3bench run` takes, e.g. {livecodebench: {start_date: "2024-08-01"}}: a
     # window after an RL training cut-off; applied before `limit`
     select: dict[str, dict[str, str]] = field(default_factory=dict)
+    exclude_training_tasks: bool = True  # drop eval problems whose task id is in the training data
+    # a curve's defaults differ from a one-off run's: a fixed subset, sampled, pass@1 of 4 samples
+    limit: int = 50  # the first N problems of each suite (a fixed subset), 0: all
     n: int = 4
     k: list[int] = field(default_factory=lambda: [1])
     temperature: float = 0.8
     top_p: float = 0.95
     max_new_tokens: int = 384
-    batch_size: int = 16
-    seed: int = 0
-    sandbox: str = "auto"
-    workers: int = 0  # 0: one per core
-    prompt_style: str = "auto"
-    exclude_training_tasks: bool = True  # drop eval problems whose task id is in the training data
+
+    def spec_for(self, suite: str) -> EvalSpec:
+        """The :class:`EvalSpec` of one suite's evaluation."""
+        return EvalSpec(suite=suite, select=dict(self.select.get(suite, {})), **self.options())
 
 
 @dataclass

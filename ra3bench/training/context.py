@@ -24,7 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from ra3bench.errors import UsageError
+from ra3bench.evaluate import Session
 from ra3bench.results import code_version, host_info, now_iso
+from ra3bench.spec import EvalSpec
+from ra3bench.suites.base import Problem, Suite
+from ra3bench.summary import Summary
 from ra3bench.training.base import ModelConfig, TrainingExample
 from ra3bench.training.curves import CurveLog, plot_curves, read_curve
 from ra3bench.training.evaluation import EvalSchedule
@@ -107,6 +111,7 @@ class TrainContext:
         self._eval_time_s = 0.0
         self._clock = time.perf_counter()
         self._evaluated: set[int] = set()
+        self._sessions: list[Session] = []
         self._manifest = _carried_over(run_dir / "manifest.json", manifest) if resume else manifest
         self._write_manifest()
 
@@ -135,7 +140,7 @@ class TrainContext:
 
     # -- evaluation ----------------------------------------------------------------------------
 
-    def evaluate(self, step: int, tokens_seen: int = 0, *, force: bool = False) -> list[dict] | None:
+    def evaluate(self, step: int, tokens_seen: int = 0, *, force: bool = False) -> list[Summary] | None:
         """Run the schedule's evaluation if ``step`` is due (or ``force``); None when not due."""
         if step in self._evaluated or not (force or self.schedule.due(step)):
             return None
@@ -150,29 +155,46 @@ class TrainContext:
             eval_time = time.perf_counter() - started
             self._eval_time_s += eval_time
             for summary in summaries:
-                for group, values in summary["pass_at_k"].items():
+                for group, values in summary.pass_at_k.items():
                     for k, value in values.items():
-                        low, high = summary["pass_at_k_ci95"][group][k]
+                        low, high = summary.pass_at_k_ci95[group][k]
                         self.curve.log_eval(
                             step=step,
                             tokens_seen=tokens_seen,
                             wall_time_s=self._train_time_s,
-                            eval_time_s=summary["eval_time_s"],
-                            suite=summary["suite"],
+                            eval_time_s=summary.eval_time_s,
+                            suite=summary.suite,
                             group=group,
                             k=int(k),
                             pass_at_k=value,
                             ci_low=low,
                             ci_high=high,
-                            run_dir=os.path.relpath(summary["run_dir"], self.run_dir),
-                            n_problems=summary["n_problems"],
-                            n_samples=summary["n_samples"],
+                            run_dir=os.path.relpath(summary.run_dir or "", self.run_dir),
+                            n_problems=summary.n_problems,
+                            n_samples=summary.n_samples,
                         )
             self._evaluated.add(step)
             self.draw()
             return summaries
         finally:
             self._resume_clock()
+
+    def judge_session(self, suite: str | Suite, problems: list[Problem] | None = None, **options: Any) -> Session:
+        """A :class:`~ra3bench.Session` on the run's own sandbox (the one ``evaluate`` uses), for a
+        trainer's rewards: ``session.judge(task_ids, programs)``. ``suite``: a suite name or a
+        :class:`~ra3bench.Suite` of the trainer's own; ``problems``: which of its problems
+        (default: all); ``options``: :class:`~ra3bench.EvalOptions` fields that differ from the
+        ``eval:`` block (e.g. ``fail_fast=False`` for pass-fraction rewards). Closed with the run."""
+        name = suite if isinstance(suite, str) else suite.name
+        settings = {**self.config.eval.options(), "limit": 0, **options}
+        session = Session(
+            EvalSpec(suite=name, **settings),
+            suite=None if isinstance(suite, str) else suite,
+            problems=problems,
+            sandbox=self.schedule.sandbox(),
+        )
+        self._sessions.append(session)
+        return session
 
     def draw(self) -> Path:
         return plot_curves(
@@ -248,6 +270,8 @@ class TrainContext:
             finished=now_iso(), train_time_s=round(self._train_time_s, 2), eval_time_s=round(self._eval_time_s, 2)
         )
         self.curve.close()
+        for session in self._sessions:
+            session.close()
         self.schedule.close()
 
 

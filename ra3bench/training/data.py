@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from ra3bench.errors import UsageError
+from ra3bench.suites.mbpp import MBPP_TRAIN_IDS  # 601-974: google-research/mbpp README
 from ra3bench.training.base import DataConfig, TrainingExample
 
 SOURCES = ("mbpp-train", "jsonl", "py-folder")
-MBPP_TRAIN_IDS = range(601, 975)  # google-research/mbpp README: 601-974 is the training split
 MBPP_TRAIN_COUNT = 374
 MAX_PY_FILE_BYTES = 200_000
 STDLIB = "stdlib"

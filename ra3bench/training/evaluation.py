@@ -1,9 +1,10 @@
-"""The evaluation schedule of a training run: the same pipeline and sandbox as `ra3bench run`.
+"""The evaluation schedule of a training run: one :class:`~ra3bench.Session` per suite, as `ra3bench run`.
 
 Each evaluation generates with the in-memory model (the ``hf`` backend given the model and
-tokenizer objects), judges in a sandbox kept warm for the whole run, and writes an ordinary
-run folder (``evals/step-000050/mbppplus/``, with its manifest), so every point of the curve
-traces back to its samples, verdicts, data hashes and limits. The verdict cache is on: a
+tokenizer objects), judges in the run's one sandbox (kept warm for the whole run and shared
+with the trainer's rewards, :meth:`EvalSchedule.sandbox`), and writes an ordinary run folder
+(``evals/step-000050/mbppplus/``, with its manifest), so every point of the curve traces back
+to its samples, verdicts, data hashes and limits. The verdict cache is on (``eval.cache``): a
 program the model writes again is not run again.
 
 The problems are fixed for the whole run (the first ``limit`` of each suite, after dropping
@@ -13,26 +14,17 @@ the suite's problems whose task id is in the training data, when ``exclude_train
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ra3bench.backends.base import GenerationParams
-from ra3bench.cli.common import selection_record
-from ra3bench.cli.execute import resumed_then_generated, run_manifest
 from ra3bench.errors import UsageError
-from ra3bench.expected import Expectations, load_or_compute
-from ra3bench.paths import cache_root
-from ra3bench.pipeline import EvalSettings, Evaluator, run_pipeline
-from ra3bench.prompts import PromptStyle
-from ra3bench.results import RunFolder
-from ra3bench.sandbox import make_sandbox
+from ra3bench.evaluate import Session, open_sandbox, selection_record
 from ra3bench.sandbox.base import Sandbox
 from ra3bench.suites import get_suite
 from ra3bench.suites.base import Problem, Suite
+from ra3bench.summary import Summary
 from ra3bench.training.base import EvalConfig
-from ra3bench.verdict_cache import VerdictCache
 
 
 @dataclass
@@ -40,7 +32,7 @@ class SuitePlan:
     suite: Suite
     problems: list[Problem]
     excluded: list[str]  # task ids dropped because the training data holds them
-    expectations: Expectations | None = None
+    session: Session | None = None
 
 
 def suite_dir(suite: Suite) -> str:
@@ -56,7 +48,7 @@ class EvalSchedule:
     ) -> None:
         self.config = config
         self.total_steps = total_steps
-        self.settings = EvalSettings()
+        self.settings = config.judge_settings()
         self.plans: list[SuitePlan] = []
         unknown = sorted(set(config.select) - set(config.suites))
         if unknown:
@@ -73,7 +65,6 @@ class EvalSchedule:
                 problems = problems[: config.limit]
             self.plans.append(SuitePlan(suite, problems, excluded if config.exclude_training_tasks else []))
         self._sandbox: Sandbox | None = None
-        self._cache: VerdictCache | None = None
 
     def due(self, step: int) -> bool:
         """Step 0 (unless ``at_start`` is off), every ``every`` steps, and the last step."""
@@ -139,7 +130,7 @@ class EvalSchedule:
                 errors.append(f"{where}: its {plan.suite.name} summary has no {', '.join(missing)}")
         return errors
 
-    def start_point(self) -> list[dict]:
+    def start_point(self) -> list[Summary]:
         """The summaries of ``start_from``, in the shape :meth:`run` returns (no time spent here)."""
         errors = self.start_errors()
         if errors:
@@ -149,7 +140,7 @@ class EvalSchedule:
             borrowed = self._borrowed(plan)
             assert borrowed is not None  # start_errors found every suite's evaluation finished
             folder, _, summary = borrowed
-            summaries.append(summary | {"run_dir": str(folder), "eval_time_s": 0.0})
+            summaries.append(Summary.from_json(summary, run_dir=str(folder), eval_time_s=0.0))
         return summaries
 
     def filters(self, suite: str) -> dict:
@@ -182,80 +173,46 @@ class EvalSchedule:
             }
         return record
 
+    def sandbox(self) -> Sandbox:
+        """The run's one sandbox, started on first use: evaluations and a trainer's rewards share it."""
+        if self._sandbox is None:
+            self._sandbox = open_sandbox(self.config.sandbox, self.config.workers)
+        return self._sandbox
+
     def open(self) -> None:
-        """Start the sandbox once for the whole run and compute the expected outputs up front."""
-        workers = self.config.workers or None
-        self._sandbox = make_sandbox(self.config.sandbox, workers)
-        self._sandbox.__enter__()
+        """Start the sandbox and compute every suite's expected outputs up front."""
         for plan in self.plans:
-            plan.expectations = load_or_compute(plan.suite, self._sandbox, plan.problems, limits=self.settings.limits)
-        self._cache = VerdictCache(cache_root() / "verdicts.sqlite")
+            if plan.session is None:
+                spec = self.config.spec_for(plan.suite.name)
+                plan.session = Session(spec, suite=plan.suite, problems=plan.problems, sandbox=self.sandbox())
+            plan.session.prepare()
 
     def close(self) -> None:
-        if self._cache is not None:
-            self._cache.close()
+        for plan in self.plans:
+            if plan.session is not None:
+                plan.session.close()
+            plan.session = None
         if self._sandbox is not None:
-            self._sandbox.__exit__(None, None, None)
-        self._sandbox = self._cache = None
+            self._sandbox.close()
+        self._sandbox = None
 
-    def run(self, model: Any, tokenizer: Any, folder: Path, label: str) -> list[dict]:
+    def run(self, model: Any, tokenizer: Any, folder: Path, label: str) -> list[Summary]:
         """Evaluate the model on every suite; one summary per suite (with ``run_dir`` and timing)."""
-        from ra3bench.backends.hf import HFBackend
-
-        if self._sandbox is None:
-            self.open()
-        assert self._sandbox is not None and self._cache is not None
-        cfg = self.config
-        params = GenerationParams(
-            temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed
-        )
-        was_training = model.training
-        model.eval()
-        device = str(next(model.parameters()).device)
-        backend = HFBackend(
-            (model, tokenizer),
-            params,
-            PromptStyle.parse(cfg.prompt_style),
-            batch_size=cfg.batch_size,
-            device=device,
-            model_label=label,
-        )
+        self.open()
         summaries = []
-        try:
-            for plan in self.plans:
-                started = time.perf_counter()
-                run_folder = RunFolder(folder / suite_dir(plan.suite))
-                assert plan.expectations is not None
-                run_folder.open(
-                    run_manifest(
-                        suite=plan.suite,
-                        backend=backend,
-                        n=cfg.n,
-                        problems=plan.problems,
-                        selection=selection_record(self.filters(plan.suite.name), plan.problems),
-                        settings=self.settings,
-                        include_unverifiable=False,
-                        sandbox=self._sandbox,
-                        expectations=plan.expectations,
-                        training_checkpoint=label,
-                    )
+        for plan in self.plans:
+            assert plan.session is not None
+            name = plan.suite.name
+            summaries.append(
+                plan.session.evaluate(
+                    model,
+                    folder / suite_dir(plan.suite),
+                    tokenizer=tokenizer,
+                    label=label,
+                    manifest={
+                        "selection": selection_record(self.filters(name), plan.problems),
+                        "training_checkpoint": label,
+                    },
                 )
-                summary = run_pipeline(
-                    suite=plan.suite,
-                    problems=plan.problems,
-                    # a run resumed mid-evaluation keeps what it wrote and generates only the rest
-                    samples=resumed_then_generated(run_folder, backend, plan.suite, plan.problems, cfg.n),
-                    evaluator=Evaluator(plan.suite, self._sandbox, plan.expectations, self.settings),
-                    folder=run_folder,
-                    cache=self._cache,
-                    ks=list(cfg.k),
-                    expected_samples=len(plan.problems) * cfg.n,
-                    generated=True,
-                )
-                summary["run_dir"] = str(run_folder.root)
-                summary["eval_time_s"] = time.perf_counter() - started
-                summaries.append(summary)
-        finally:
-            if was_training:
-                model.train()
+            )
         return summaries

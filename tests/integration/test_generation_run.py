@@ -104,6 +104,6 @@ def test_a_killed_run_resumes_without_generating_again(offline_data, tiny, tmp_p
 
 
 def _params(args):
-    from ra3bench.backends import generation_params
+    from ra3bench.cli.common import spec_from_args
 
-    return generation_params(args)
+    return spec_from_args(args, args.n).generation()

@@ -15,6 +15,7 @@ from ra3bench.backends.openai import GenerationError, OpenAIBackend, api_base, r
 from ra3bench.errors import Ra3benchError, UsageError
 from ra3bench.prompts import CLOSE_FENCE_STOP, EVALPLUS_RESPONSE_PREFIX, Prompt, PromptStyle, build_prompt
 from ra3bench.suites import get_suite
+from ra3bench.summary import Summary
 
 LIMIT = 6
 RIGHT = {0, 2, 3, 5}  # problem positions answered with the canonical solution; the others get a wrong program
@@ -168,32 +169,13 @@ def program_answer(problems, style: PromptStyle):
     return answer
 
 
-def run_pipeline_with(client: OpenAIBackend, suite, problems, out: Path, n: int = 1) -> dict:
-    """What `ra3bench run` does after building the backend (ra3bench.cli.execute), local sandbox."""
-    from ra3bench.expected import load_or_compute
-    from ra3bench.pipeline import EvalSettings, Evaluator, run_pipeline
-    from ra3bench.results import RunFolder
-    from ra3bench.sandbox import make_sandbox
-    from ra3bench.verdict_cache import VerdictCache
+def run_pipeline_with(client: OpenAIBackend, suite, problems, out: Path, n: int = 1) -> Summary:
+    """What `ra3bench run` does after building the backend: a Session, on the local sandbox."""
+    from ra3bench import EvalSpec, Session
 
-    samples = list(client.samples(suite, problems, n))
-    folder = RunFolder(out)
-    with make_sandbox("local", 2) as sandbox:
-        settings = EvalSettings()
-        expectations = load_or_compute(suite, sandbox, problems, limits=settings.limits)
-        folder.open({"model": client.describe(), "tasks": [p.task_id for p in problems]})
-        cache = VerdictCache(None)
-        try:
-            return run_pipeline(
-                suite=suite,
-                problems=problems,
-                samples=samples,
-                evaluator=Evaluator(suite, sandbox, expectations, settings),
-                folder=folder,
-                cache=cache,
-            )
-        finally:
-            cache.close()
+    spec = EvalSpec(suite=suite.name, n=n, sandbox="local", workers=2, cache=False)
+    with Session(spec, suite=suite, problems=problems) as session:
+        return session.evaluate(client, out)
 
 
 EXPECTED_PASS_AT_1 = len(RIGHT) / LIMIT
@@ -205,9 +187,9 @@ def test_a_whole_run_scores_what_the_server_answered(humaneval, style, tmp_path)
     with FakeOpenAIServer(program_answer(problems, style), api_key="sk-test") as server:
         client = backend(server.url, prompt_style=style, concurrency=3)
         summary = run_pipeline_with(client, suite, problems, tmp_path / "run")
-    assert summary["n_samples"] == LIMIT
-    assert summary["pass_at_k"]["base"]["1"] == pytest.approx(EXPECTED_PASS_AT_1)
-    assert summary["pass_at_k"]["plus"]["1"] == pytest.approx(EXPECTED_PASS_AT_1)
+    assert summary.n_samples == LIMIT
+    assert summary.pass_at_k["base"]["1"] == pytest.approx(EXPECTED_PASS_AT_1)
+    assert summary.pass_at_k["plus"]["1"] == pytest.approx(EXPECTED_PASS_AT_1)
     endpoint = "/v1/chat/completions" if style is PromptStyle.CHAT else "/v1/completions"
     assert len(server.posts(endpoint)) == LIMIT and len(server.posts()) == LIMIT
     if style is PromptStyle.CHAT:
@@ -232,7 +214,7 @@ def test_server_errors_and_rate_limits_are_retried_and_the_score_is_the_same(hum
     with FakeOpenAIServer(answer, fault=fault) as server:
         client = backend(server.url, concurrency=4)
         summary = run_pipeline_with(client, suite, problems, tmp_path / "run")
-    assert summary["pass_at_k"]["plus"]["1"] == pytest.approx(EXPECTED_PASS_AT_1)
+    assert summary.pass_at_k["plus"]["1"] == pytest.approx(EXPECTED_PASS_AT_1)
     tries = [seen[p.instruction] for p in problems]
     assert tries == [3 if i % 3 == 0 else 2 if i % 3 == 1 else 1 for i in range(LIMIT)]
     assert client.requests_sent == sum(tries) == len(server.posts())

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 from ra3bench_rlvr import trainer as rlvr_trainer  # noqa: E402
 from ra3bench_rlvr.grpo import group_advantages  # noqa: E402
 from ra3bench_rlvr.problems import PROBLEM_SETS, ProblemSet  # noqa: E402
-from ra3bench_rlvr.reward import SandboxReward  # noqa: E402
+from ra3bench_rlvr.reward import SandboxReward, sessions_on  # noqa: E402
 
 from ra3bench.sandbox.base import JobResult, Sandbox  # noqa: E402
 from ra3bench.suites.base import Comparison, DataFile, Problem, Suite, TestGroup  # noqa: E402
@@ -177,7 +177,9 @@ def test_hostile_programs_never_earn_a_reward(private_cache, local_sandbox):
             programs.append(program)
         problems.append(value_problem("honest", "", [[]], [SENTINEL]))
         programs.append(f"def f(*args):\n    return {SENTINEL!r}\n")
-        reward = SandboxReward([ProblemSet("hostile", ListSuite("hostile", problems), problems)], local_sandbox)
+        reward = SandboxReward(
+            [ProblemSet("hostile", ListSuite("hostile", problems), problems)], sessions_on(local_sandbox)
+        )
         try:
             batch = reward.score([("hostile", p, prog) for p, prog in zip(problems, programs, strict=True)])
         finally:
@@ -218,7 +220,7 @@ class FaultySandbox(Sandbox):
 
 def test_sandbox_errors_are_dropped_not_scored_zero(private_cache, local_sandbox):
     sandbox = FaultySandbox(local_sandbox)
-    reward = SandboxReward([toy_set()], sandbox)
+    reward = SandboxReward([toy_set()], sessions_on(sandbox))
     problem = toy_set().problems[0]  # f() must return 1
     good, bad = "def f():\n    return 1\n", "def f():\n    return 2\n"
     faulty = good + "# FAULT\n"  # would pass: a 0 here would punish a correct program
@@ -240,7 +242,9 @@ def test_sandbox_errors_are_dropped_not_scored_zero(private_cache, local_sandbox
 
 def test_the_pass_fraction_reward_counts_tests(private_cache, local_sandbox):
     problem = value_problem("half", "", [[0], [1], [2], [3]], [0, 1, 2, 3])
-    reward = SandboxReward([ProblemSet("t", ListSuite("t", [problem]), [problem])], local_sandbox, "fraction")
+    reward = SandboxReward(
+        [ProblemSet("t", ListSuite("t", [problem]), [problem])], sessions_on(local_sandbox), "fraction"
+    )
     halves = "def f(x):\n    return x if x < 2 else -1\n"
     try:
         batch = reward.score([("t", problem, halves), ("t", problem, "def f(x):\n    return x\n")])
@@ -253,7 +257,7 @@ def test_a_training_run_drops_faulted_samples_from_the_update(toy, tmp_path, mon
     def unlucky(program: str) -> bool:  # about a third of the programs, the same ones every time
         return int(hashlib.sha256(program.encode()).hexdigest(), 16) % 3 == 0
 
-    def faulty_sandbox(kind, workers):
+    def faulty_sandbox(kind, workers):  # the run's one sandbox: rewards and evaluations
         from ra3bench.sandbox.local import LocalSandbox
 
         return FaultySandbox(LocalSandbox(workers=2), unlucky)
@@ -266,7 +270,7 @@ def test_a_training_run_drops_faulted_samples_from_the_update(toy, tmp_path, mon
         return update(self, rollouts, advantages, kept)
 
     monkeypatch.setenv("RA3BENCH_CACHE_DIR", str(tmp_path / "cache"))  # no verdict cached by another test
-    monkeypatch.setattr(rlvr_trainer, "open_sandbox", faulty_sandbox)
+    monkeypatch.setattr("ra3bench.training.evaluation.open_sandbox", faulty_sandbox)
     monkeypatch.setattr(rlvr_trainer.GRPOLoop, "update", spy)
     run_dir = train(SPEC, None, [*TOY, "trainer.steps=3", f"run.out={tmp_path / 'run'}"])
     dropped = [p["dropped_sandbox_error"] for p in curve(run_dir, "train")]

@@ -298,5 +298,5 @@ def test_an_evaluation_resumed_after_its_samples_were_written_generates_nothing_
         again = schedule.run(model, tokenizer, tmp_path / "step-0", "tiny@step0")
     finally:
         schedule.close()
-    assert again[0]["pass_at_k"] == first[0]["pass_at_k"]
+    assert again[0].pass_at_k == first[0].pass_at_k
     assert (tmp_path / "step-0" / "mbppplus" / "samples.jsonl").read_text() == samples

@@ -400,7 +400,8 @@ def test_cli_flags_reach_select_and_the_manifest_record(lcb: LiveCodeBenchSuite)
     import argparse
     import hashlib
 
-    from ra3bench.cli.common import add_suite_args, select_problems, selection_filters, selection_record
+    from ra3bench.cli.common import add_suite_args, selection_filters
+    from ra3bench.evaluate import EvalSpec, selection_record
 
     parser = argparse.ArgumentParser()
     add_suite_args(parser)
@@ -409,7 +410,7 @@ def test_cli_flags_reach_select_and_the_manifest_record(lcb: LiveCodeBenchSuite)
     )
     filters = selection_filters(args)
     assert filters == {"release": "release_v5", "start_date": "2024-01-01", "platform": "leetcode"}
-    problems = select_problems(lcb.select(lcb.problems(), **filters), None, None)
+    problems = EvalSpec(suite="livecodebench", select=filters).problems_of(lcb)
     assert problems and all(p.metadata["platform"] == "leetcode" for p in problems)
     record = selection_record(filters, problems)
     ids = sorted(p.task_id for p in problems)

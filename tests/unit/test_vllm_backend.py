@@ -3,7 +3,6 @@ module (the real engine is exercised by benchmarks/generation_throughput.py, not
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import types
@@ -13,8 +12,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ra3bench.backends import BACKENDS
-from ra3bench.backends.base import GenerationParams
+from ra3bench.backends import build_backend
+from ra3bench.backends.base import BackendSpec, GenerationParams
 from ra3bench.backends.vllm import (
     INSTALL_HINT,
     VLLMBackend,
@@ -249,20 +248,16 @@ def test_samples_through_the_backend_contract(fake_vllm, model_dir: str):
     assert "return x + 1" in samples[0].program
 
 
-def test_from_args_and_the_registry_build_the_backend(fake_vllm, model_dir: str):
-    args = argparse.Namespace(
+def test_a_backend_spec_and_the_registry_build_the_backend(fake_vllm, model_dir: str):
+    spec = BackendSpec(
         model=model_dir,
-        prompt_style="auto",
-        temperature=0.0,
-        top_p=1.0,
-        max_new_tokens=100,
-        seed=2,
-        stop=None,
+        backend="vllm",
+        params=GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=100, seed=2),
         dtype="bfloat16",
         tensor_parallel_size=2,
         data_parallel_size=1,
     )
-    backend = BACKENDS.get("vllm")(args)
+    backend = build_backend(spec)
     assert isinstance(backend, VLLMBackend)
     assert FakeLLM.instances[0].kwargs["tensor_parallel_size"] == 2
     assert FakeLLM.instances[0].kwargs["dtype"] == "bfloat16" and FakeLLM.instances[0].kwargs["seed"] == 2

@@ -17,7 +17,7 @@ from typing import Any
 
 from ra3bench_ntp import NTPConfig, ntp_steps
 
-from ra3bench.errors import UsageError
+from ra3bench import UsageError
 from ra3bench.training import TrainContext, Trainer, TrainingExample
 from ra3bench_ra3.annotate import Comment, strip
 from ra3bench_ra3.config import RA3Config

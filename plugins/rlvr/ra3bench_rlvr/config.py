@@ -39,8 +39,9 @@ class RLVRConfig:
     micro_batch: int = 8  # sequences per forward/backward
     # -- reward (reward.py)
     reward: str = "binary"  # binary: 1 if every test passes | fraction: tests passed / tests
-    sandbox: str = ""  # "": the evaluation's eval.sandbox
-    workers: int = 0  # 0: the evaluation's eval.workers (0 there: one per core)
+    # a run has one sandbox, eval.sandbox / eval.workers, for rewards and evaluations: these may only repeat it
+    sandbox: str = ""
+    workers: int = 0
     # -- where to start
     init: str = ""  # a checkpoint folder (full model or LoRA adapter) loaded over model.name's weights
 

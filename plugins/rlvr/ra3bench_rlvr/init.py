@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ra3bench.errors import UsageError
+from ra3bench import UsageError
 
 
 def load_init(model: Any, folder: str) -> dict[str, Any]:

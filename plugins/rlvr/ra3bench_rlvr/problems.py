@@ -1,9 +1,10 @@
 """Training problem sets: problems with tests the sandbox can judge, kept apart from evaluation.
 
-* ``mbpp-train``: MBPP's training split (task ids 601..974), built exactly as the ``mbpp`` suite
-  builds its test split (prompt, instruction, entry point, the data set's asserts replayed), from
-  the same pinned ``mbpp.jsonl.gz``. Task ids are ``Mbpp/<id>``, the form MBPP+ uses, so the
-  overlap with an MBPP+ evaluation is visible by id (and the trainer refuses it).
+* ``mbpp-train``: the ``mbpp-train`` suite, MBPP's training split (task ids 601..974), built
+  exactly as the ``mbpp`` suite builds its test split (prompt, instruction, entry point, the data
+  set's asserts replayed), from the same pinned ``mbpp.jsonl.gz``. Task ids are ``Mbpp/<id>``,
+  the form MBPP+ uses, so the overlap with an MBPP+ evaluation is visible by id (and the
+  trainer refuses it).
 * ``codeforces``: the ``codeforces`` suite (stdin programs, the data set's outputs), verifiable
   problems only.
 * ``livecodebench``: LiveCodeBench problems with ``contest_date <= lcb_end_date`` (the suite's own
@@ -20,11 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ra3bench.errors import UsageError
-from ra3bench.suites.base import Comparison, Problem, Suite, TestGroup
-from ra3bench.suites.mbpp import MbppSuite, mbpp_entry_point, mbpp_instruction
-
-MBPP_TRAIN_IDS = range(601, 975)  # google-research/mbpp README: 601-974 is the training split
+from ra3bench import Problem, Suite, UsageError, get_suite
 
 
 @dataclass
@@ -37,50 +34,18 @@ class ProblemSet:
     selection: dict[str, Any] = field(default_factory=dict)  # how they were chosen, for the manifest
 
 
-class MbppTrainSuite(MbppSuite):
-    """MBPP task ids 601..974 as problems (the ``mbpp`` suite exposes only the test split 11..510)."""
-
-    name = "mbpp-train"
-    description = "Google Research MBPP, training split (task ids 601..974), judged by replaying its asserts"
-
-    def parse(self, path: Path) -> list[Problem]:
-        from ra3bench.suites.data import read_jsonl
-
-        problems = []
-        for row in read_jsonl(path):
-            if row["task_id"] not in MBPP_TRAIN_IDS:
-                continue
-            tests: list[str] = row["test_list"]
-            check = row.get("test_setup_code", "") + "\n" + "\n".join(tests) + "\n"
-            problems.append(
-                Problem(
-                    task_id=f"Mbpp/{row['task_id']}",
-                    prompt='"""\n' + row["text"] + "\n" + tests[0] + '\n"""\n',
-                    instruction=mbpp_instruction(row["text"], tests),
-                    entry_point=mbpp_entry_point(row["code"], tests[0]),
-                    reference=row["code"],
-                    groups={"base": TestGroup(name="base", comparison=Comparison.REPLAY, check=check)},
-                )
-            )
-        return sorted(problems, key=lambda p: int(p.task_id.split("/")[1]))
-
-
 def _mbpp_train(cfg: Any, data_dir: Path | None) -> ProblemSet:
-    suite = MbppTrainSuite(data_dir=data_dir)
+    suite = get_suite("mbpp-train", None, data_dir)
     return ProblemSet("mbpp-train", suite, suite.problems(), {"task_ids": "601..974"})
 
 
 def _codeforces(cfg: Any, data_dir: Path | None) -> ProblemSet:
-    from ra3bench.suites import get_suite
-
     suite = get_suite("codeforces", None, data_dir)
     problems = [p for p in suite.problems() if not p.unverifiable]
     return ProblemSet("codeforces", suite, problems, {"verifiable_only": True})
 
 
 def _livecodebench(cfg: Any, data_dir: Path | None) -> ProblemSet:
-    from ra3bench.suites import get_suite
-
     if not cfg.lcb_end_date:
         raise UsageError("trainer.lcb_end_date: the livecodebench problem set needs a cut-off date (YYYY-MM-DD)")
     suite = get_suite("livecodebench", None, data_dir)

@@ -1,9 +1,10 @@
 """The reward: a program's verdict from the ra3bench sandbox, as `ra3bench run` would judge it.
 
-Each program goes through the same :class:`~ra3bench.pipeline.Evaluator` as an evaluation (the
+Each problem set is judged by a :class:`ra3bench.Session` (``ctx.judge_session``: on the
+training run's one sandbox, the one its evaluations use), exactly as an evaluation judges: the
 suite's tests, expected outputs from the reference or the data, the time policy, retries of
-infrastructure faults), with the verdict cache in front of it: GRPO samples the same program
-many times, and a program judged once under the same conditions is not run again. A batch runs
+infrastructure faults, the verdict cache in front (GRPO samples the same program many times,
+and a program judged once under the same conditions is not run again). A batch runs
 concurrently, ``sandbox.workers`` programs at a time, identical programs once.
 
 * ``binary`` (default): 1 if every test of every group passes, else 0 (fail-fast judging).
@@ -17,40 +18,26 @@ counted; it is never scored 0, and never cached.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from ra3bench.expected import load_or_compute
-from ra3bench.paths import cache_root
-from ra3bench.pipeline import EvalSettings, Evaluator
-from ra3bench.records import Sample, Status
-from ra3bench.sandbox.base import Sandbox
-from ra3bench.suites.base import Problem
-from ra3bench.verdict_cache import VerdictCache
+from ra3bench import EvalSpec, Problem, Sandbox, Session, Status, Suite
 from ra3bench_rlvr.problems import ProblemSet
 
 MODES = ("binary", "fraction")
 SANDBOX_ERROR = Status.SANDBOX_ERROR.value
 
-
-def open_sandbox(kind: str, workers: int) -> Sandbox:
-    """The sandbox the rewards run in, started once for the whole run (tests replace this)."""
-    from ra3bench.sandbox import make_sandbox
-
-    sandbox = make_sandbox(kind or "auto", workers or None)
-    sandbox.__enter__()
-    return sandbox
+SessionFactory = Callable[..., Session]  # (suite, problems, **options) -> Session: ``ctx.judge_session``
 
 
-def reward_of(verdict: dict, mode: str) -> float | None:
-    """The reward of one verdict (``Verdict.to_json()``); None when the sandbox failed, not the program."""
-    if verdict["status"] == SANDBOX_ERROR or SANDBOX_ERROR in verdict.get("groups", {}).values():
-        return None
-    if mode == "binary":
-        return 1.0 if verdict["status"] == Status.PASS.value else 0.0
-    details = verdict.get("details", {}).values()
-    tests = sum(d.get("n_tests", 0) for d in details)
-    return sum(d.get("n_passed", 0) for d in details) / tests if tests else 0.0
+def sessions_on(sandbox: Sandbox) -> SessionFactory:
+    """Sessions on a sandbox of the caller's (outside a training run: a script, a test)."""
+
+    def open_session(suite: Suite, problems: list[Problem], **options: Any) -> Session:
+        return Session(EvalSpec(suite=suite.name, **options), suite=suite, problems=problems, sandbox=sandbox)
+
+    return open_session
 
 
 @dataclass
@@ -80,72 +67,64 @@ class RewardBatch:
 
 
 class SandboxReward:
-    """Scores (problem set, problem, program) triples; one evaluator per problem set."""
+    """Scores (problem set, problem, program) triples; one judging session per problem set.
 
-    def __init__(self, sets: list[ProblemSet], sandbox: Sandbox, mode: str = "binary", *, cache: bool = True) -> None:
+    ``open_session`` is ``ctx.judge_session`` in a training run (or :func:`sessions_on`). Problems
+    whose reference fails its own tests are dropped from their set (``unusable``): no program
+    could earn a reward there.
+    """
+
+    def __init__(self, sets: list[ProblemSet], open_session: SessionFactory, mode: str = "binary") -> None:
         if mode not in MODES:
             raise ValueError(f"trainer.reward must be one of {', '.join(MODES)}, not {mode!r}")
         self.mode = mode
-        self.sandbox = sandbox
-        self.settings = EvalSettings(fail_fast=mode == "binary")
-        self.evaluators: dict[str, Evaluator] = {}
+        self.sessions: dict[str, Session] = {}
         self.unusable: dict[str, str] = {}  # "set:task" -> why (the reference fails its own tests, ...)
         for s in sets:
-            expectations = load_or_compute(s.suite, sandbox, s.problems, limits=self.settings.limits)
-            usable = []
-            for problem in s.problems:
-                notes = [g.problem_note for g in expectations.tasks[problem.task_id].values() if g.problem_note]
-                if notes:
-                    self.unusable[f"{s.name}:{problem.task_id}"] = notes[0][:200]
-                else:
-                    usable.append(problem)
-            s.problems = usable
-            self.evaluators[s.name] = Evaluator(s.suite, sandbox, expectations, self.settings)
-        self.cache = VerdictCache(cache_root() / "verdicts.sqlite" if cache else None)
-        self._pool = ThreadPoolExecutor(max(1, sandbox.workers))
+            # binary: stop at the first failure, as an evaluation does; fraction: every test runs
+            session = open_session(s.suite, s.problems, fail_fast=mode == "binary").prepare()
+            notes = session.problem_notes()
+            self.unusable.update({f"{s.name}:{task}": why[:200] for task, why in notes.items()})
+            s.problems = [p for p in s.problems if p.task_id not in notes]
+            self.sessions[s.name] = session
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records of the judging: the settings of the first session (all share them)."""
+        first = next(iter(self.sessions.values()))
+        return {"sandbox": first.sandbox.describe(), "settings": first.settings.describe()}
 
     def score(self, items: list[tuple[str, Problem, str]]) -> RewardBatch:
         """Rewards for ``(set name, problem, program)`` items, judged concurrently, in order."""
         started = time.perf_counter()
-        verdicts: list[dict | None] = [None] * len(items)
-        first_of: dict[str, int] = {}  # cache key -> the item that runs it
-        copies: list[tuple[int, str]] = []
-        futures = {}
-        reused = 0
-        for i, (set_name, problem, program) in enumerate(items):
-            evaluator = self.evaluators[set_name]
-            key = evaluator.cache_key(problem, program)
-            if key in first_of:
-                copies.append((i, key))
-                reused += 1
-            elif (cached := self.cache.get(key)) is not None:
-                verdicts[i] = cached
-                reused += 1
-            else:
-                first_of[key] = i
-                futures[key] = self._pool.submit(evaluator.evaluate, problem, Sample(problem.task_id, i, program))
-        fresh = {key: future.result().to_json() for key, future in futures.items()}
-        for key, verdict in fresh.items():
-            verdicts[first_of[key]] = verdict
-            if verdict["status"] != SANDBOX_ERROR:
-                self.cache.put(key, verdict)
-        for i, key in copies:
-            verdicts[i] = verdicts[first_of[key]]
-        done = [v for v in verdicts if v is not None]
-        assert len(done) == len(items)
-        statuses = [v["status"] for v in done]
+        before = {name: session.counters.copy() for name, session in self.sessions.items()}
+        by_set: dict[str, list[int]] = {}
+        for i, (set_name, _, _) in enumerate(items):
+            by_set.setdefault(set_name, []).append(i)
+        verdicts: list[Any] = [None] * len(items)
+        for set_name, positions in by_set.items():
+            judged = self.sessions[set_name].judge(
+                [items[i][1].task_id for i in positions], [items[i][2] for i in positions]
+            )
+            for i, verdict in zip(positions, judged, strict=True):
+                verdicts[i] = verdict
+        executed = reused = 0
+        for name, session in self.sessions.items():
+            delta = session.counters - before[name]
+            executed += delta["executed"]
+            reused += delta["from_verdict_cache"] + delta["duplicates"]
+        statuses = [v.status.value for v in verdicts]
         counts: dict[str, int] = {}
         for status in statuses:
             counts[status] = counts.get(status, 0) + 1
         return RewardBatch(
-            rewards=[reward_of(v, self.mode) for v in done],
+            rewards=[v.reward(self.mode) for v in verdicts],
             statuses=statuses,
             sandbox_s=time.perf_counter() - started,
-            executed=len(futures),
+            executed=executed,
             reused=reused,
             status_counts=counts,
         )
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self.cache.close()
+        for session in self.sessions.values():
+            session.close()

@@ -1,6 +1,6 @@
 """Sampling the policy: G completions per training problem, with their tokens and their programs.
 
-Prompts are built as an evaluation builds them (``ra3bench.prompts.build_prompt``: the suite's
+Prompts are built as an evaluation builds them (``ra3bench.training.build_prompt``: the suite's
 completion prompt, or its chat instruction with evalplus's response prefix), generation stops at
 the same stop sequences, and the program is found with the same ``extract_program``: the policy
 is rewarded for exactly what an evaluation would score. The tokens kept for the loss are the ones
@@ -12,10 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ra3bench.backends.hf import auto_style, eos_ids, generated_span, render_prompt
-from ra3bench.extract import extract_program
-from ra3bench.prompts import Prompt, PromptStyle, build_prompt, cut_at_stop
-from ra3bench.suites.base import Problem
+from ra3bench import Problem
+from ra3bench.training import (
+    Prompt,
+    PromptStyle,
+    auto_style,
+    build_prompt,
+    cut_at_stop,
+    eos_ids,
+    extract_program,
+    generated_span,
+    render_prompt,
+)
 
 
 @dataclass

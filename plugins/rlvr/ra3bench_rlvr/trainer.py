@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ra3bench.errors import UsageError
-from ra3bench.suites.base import Problem
+from ra3bench import Problem, UsageError
 from ra3bench.training import TrainContext, Trainer
 from ra3bench_rlvr.config import RLVRConfig
 from ra3bench_rlvr.grpo import Rows, completion_logprobs, group_advantages, policy_loss
 from ra3bench_rlvr.init import load_init
 from ra3bench_rlvr.problems import load_problem_sets, problem_record
-from ra3bench_rlvr.reward import SandboxReward, open_sandbox
+from ra3bench_rlvr.reward import SandboxReward
 from ra3bench_rlvr.rollout import Rollout, prompt_style, sample
 
 Item = tuple[str, str, Problem]  # (problem set, suite name, problem)
@@ -39,13 +38,14 @@ class RLVRTrainer(Trainer):
         cfg: RLVRConfig = self.config
         init = load_init(ctx.model, cfg.init) if cfg.init else {"kind": "model.name", "model": ctx.config.model.name}
         sets = load_problem_sets(cfg, _data_dir(ctx, cfg))
-        sandbox = open_sandbox(cfg.sandbox or ctx.config.eval.sandbox, cfg.workers or ctx.config.eval.workers)
+        one_sandbox(cfg, ctx)
         reward: SandboxReward | None = None
         try:
-            reward = SandboxReward(sets, sandbox, cfg.reward)
+            reward = SandboxReward(sets, ctx.judge_session, cfg.reward)
             pool: list[Item] = [(s.name, s.suite.name, p) for s in sets for p in s.problems]
             refuse_overlap(pool, ctx)
             style = prompt_style(ctx.tokenizer, cfg.prompt_style)
+            judging = reward.describe()
             ctx.record(
                 rlvr={
                     "algorithm": "GRPO, ra3bench_rlvr's own loop (docs/rlvr.md)",
@@ -55,8 +55,8 @@ class RLVRTrainer(Trainer):
                     "prompt_style": style.value,
                     "reward": {
                         "mode": cfg.reward,
-                        "sandbox": sandbox.describe(),
-                        "settings": reward.settings.describe(),
+                        "sandbox": judging["sandbox"],
+                        "settings": judging["settings"],
                         "sandbox_error": "no reward: dropped from the update and counted",
                     },
                 }
@@ -65,7 +65,18 @@ class RLVRTrainer(Trainer):
         finally:
             if reward is not None:
                 reward.close()
-            sandbox.close()
+
+
+def one_sandbox(cfg: RLVRConfig, ctx: TrainContext) -> None:
+    """A training run has one sandbox (``eval.sandbox``, ``eval.workers``) for rewards and evaluations;
+    ``trainer.sandbox`` / ``trainer.workers`` may only repeat it."""
+    for knob in ("sandbox", "workers"):
+        mine, theirs = getattr(cfg, knob), getattr(ctx.config.eval, knob)
+        if mine and mine != theirs:
+            raise UsageError(
+                f"trainer.{knob}={mine!r} but eval.{knob}={theirs!r}: a training run judges rewards and "
+                f"evaluations in one sandbox; set eval.{knob} (and drop trainer.{knob})"
+            )
 
 
 class GRPOLoop:
