@@ -19,8 +19,10 @@ training config's ``eval:`` block (:class:`EvalOptions` is the part they share).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -94,15 +96,18 @@ class Session:
         self._expectations: Expectations | None = None
         self._cache: VerdictCache | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.RLock()  # judge() may be called from several threads (verl's reward workers)
 
     # -- life cycle ------------------------------------------------------------------------------
 
     def open(self) -> Session:
         """Start the sandbox (unless borrowed) and open the verdict cache; idempotent."""
-        if self._cache is None:
-            if self._sandbox is None:
-                self._sandbox = open_sandbox(self.spec.sandbox, self.spec.workers)
-            self._cache = VerdictCache(cache_root() / "verdicts.sqlite" if self.spec.cache else None)
+        with self._lock:
+            if self._cache is None:
+                if self._sandbox is None:
+                    self._sandbox = open_sandbox(self.spec.sandbox, self.spec.workers)
+                self._cache = VerdictCache(cache_root() / "verdicts.sqlite" if self.spec.cache else None)
+                self._pool = ThreadPoolExecutor(max(1, self._sandbox.workers), thread_name_prefix="ra3bench-judge")
         return self
 
     def prepare(self) -> Session:
@@ -112,14 +117,15 @@ class Session:
         return self
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        if self._cache is not None:
-            self._cache.close()
-        if self._owns_sandbox and self._sandbox is not None:
-            self._sandbox.close()
-            self._sandbox = None
-        self._pool = self._cache = None
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            if self._cache is not None:
+                self._cache.close()
+            if self._owns_sandbox and self._sandbox is not None:
+                self._sandbox.close()
+                self._sandbox = None
+            self._pool = self._cache = None
 
     def __enter__(self) -> Session:
         return self.open()
@@ -135,12 +141,14 @@ class Session:
 
     def expectations(self, problems: list[Problem] | None = None) -> Expectations:
         """Expected outputs (the reference's, or the data set's) of ``problems`` (default: all the session's)."""
-        if self._expectations is not None:
-            return self._expectations
-        computed = load_or_compute(self.suite, self.sandbox, problems or self.problems, limits=self.settings.limits)
-        if problems is None or problems == self.problems:
-            self._expectations = computed
-        return computed
+        with self._lock:
+            if self._expectations is not None:
+                return self._expectations
+            wanted = problems or self.problems
+            computed = load_or_compute(self.suite, self.sandbox, wanted, limits=self.settings.limits)
+            if wanted == self.problems:
+                self._expectations = computed
+            return computed
 
     def problem_notes(self) -> dict[str, str]:
         """Problems whose reference fails its own tests: task id -> why (no program can be judged right there)."""
@@ -183,9 +191,9 @@ class Session:
         for task_id in task_ids:
             self.problem(task_id)
         evaluator = self._evaluator()
-        assert self._cache is not None
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max(1, self.sandbox.workers), thread_name_prefix="ra3bench-judge")
+        cache, pool = self._cache, self._pool
+        assert cache is not None and pool is not None, "the session was closed"
+        counts: Counter[str] = Counter()
         verdicts: list[Verdict | None] = [None] * len(programs)
         first_of: dict[str, int] = {}
         copies: list[tuple[int, str]] = []
@@ -195,19 +203,21 @@ class Session:
             key = evaluator.cache_key(problem, program)
             if key in first_of:
                 copies.append((i, key))
-                self.counters["duplicates"] += 1
-            elif (cached := self._cache.get(key)) is not None:
+                counts["duplicates"] += 1
+            elif (cached := cache.get(key)) is not None:
                 verdicts[i] = replace(Verdict.from_json(cached), task_id=task_id, sample_index=i)
-                self.counters["from_verdict_cache"] += 1
+                counts["from_verdict_cache"] += 1
             else:
                 first_of[key] = i
-                futures[key] = self._pool.submit(evaluator.evaluate, problem, Sample(task_id, i, program))
+                futures[key] = pool.submit(evaluator.evaluate, problem, Sample(task_id, i, program))
         for key, future in futures.items():
             verdict = future.result()
             verdicts[first_of[key]] = verdict
-            self.counters["executed"] += 1
+            counts["executed"] += 1
             if not verdict.sandbox_error:
-                self._cache.put(key, verdict.to_json())
+                cache.put(key, verdict.to_json())
+        with self._lock:
+            self.counters.update(counts)
         for i, key in copies:
             original = verdicts[first_of[key]]
             assert original is not None
@@ -239,15 +249,10 @@ class Session:
         """
         backend = self.backend_for(model, tokenizer=tokenizer, label=label)
         backend.check(self.suite, self.problems)
-        in_memory = backend is not model and not isinstance(model, (str, BackendSpec))
-        was_training = bool(getattr(model, "training", False)) if in_memory else False
-        if in_memory:
-            model.eval()
-        try:
+        if backend is model or isinstance(model, (str, BackendSpec)):
             return self._evaluate(backend, out, manifest or {})
-        finally:
-            if was_training:
-                model.train()
+        with model_as_it_was(model, tokenizer):
+            return self._evaluate(backend, out, manifest or {})
 
     def _evaluate(self, backend: Backend, out: str | Path | None, extra: dict[str, Any]) -> Summary:
         started = time.perf_counter()
@@ -329,6 +334,32 @@ class Session:
             "spec": asdict(self.spec),
             **extra,
         }
+
+
+@contextlib.contextmanager
+def model_as_it_was(model: Any, tokenizer: Any) -> Iterator[None]:
+    """Evaluate an in-memory model mid-training without changing the training: eval mode and no
+    gradients while generating; after, its train mode, the tokenizer's padding side and pad token,
+    and torch's RNG states as they were (sampling seeds them), so losses after an evaluation are
+    those of a run that did not evaluate."""
+    import torch
+
+    was_training = bool(getattr(model, "training", False))
+    padding_side, pad_token = tokenizer.padding_side, tokenizer.pad_token
+    rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+        tokenizer.padding_side = padding_side
+        if tokenizer.pad_token != pad_token:
+            tokenizer.pad_token = pad_token
+        torch.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
 
 
 def resumed_then_generated(

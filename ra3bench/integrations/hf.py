@@ -21,13 +21,17 @@ The callback writes a training run folder that `ra3bench report` reads::
 
 ``wall_time_s`` in the curve is training time only (evaluations excluded, as in `ra3bench train`).
 Each evaluation's pass@k also goes into the Trainer's logs as ``ra3bench/<suite>/<group>/pass@<k>``:
-with :meth:`Ra3benchCallback.attach` (or ``trainer=``) through ``Trainer.log``, so wandb, TensorBoard
-and the other reporting integrations record it; without a trainer only into ``state.log_history`` (a
-callback is called after the reporting integrations, so it cannot add to what they saw).
+with :meth:`Ra3benchCallback.attach` (or ``trainer=``) through the base ``Trainer.log``, so wandb,
+TensorBoard and the other reporting integrations record it (as ``train/ra3bench/...``: they prefix
+what is not ``eval_``); without a trainer only into ``state.log_history`` (a callback is called after
+the reporting integrations, so it cannot add to what they saw).
 
-Only the main process evaluates (``state.is_world_process_zero``), on the unsharded model: fine for
-one device and DDP, not for FSDP or DeepSpeed ZeRO-3, which the callback refuses. Resuming from a
-checkpoint (``trainer.train(resume_from_checkpoint=...)``) keeps the curve up to the checkpoint's step.
+Measuring changes nothing about training: the model's mode, the tokenizer's padding side and torch's
+RNG (which sampled generation reseeds) are put back after each evaluation. Only the main process
+evaluates (``state.is_world_process_zero``), on its own copy of the weights: fine for one device and
+DDP, not for FSDP or DeepSpeed ZeRO-3, which the callback refuses. Resuming from a checkpoint
+(``trainer.train(resume_from_checkpoint=...)``) keeps the curve up to the checkpoint's step; a run
+started from step 0 replaces what a previous run left in the folder.
 """
 
 from __future__ import annotations
@@ -191,6 +195,7 @@ class Ra3benchCallback(TrainerCallback):
             if state.global_step not in self.evaluated:  # stopped early, or a last step off the schedule
                 self._evaluate(state, control, kwargs)
             self._pause()
+            self.draw()  # the last step's training log came after its evaluation's drawing
             self._record(
                 finished=_now(),
                 final_step=state.global_step,
@@ -243,42 +248,21 @@ class Ra3benchCallback(TrainerCallback):
         return metrics
 
     def _run(self, model: Any, tokenizer: Any, step: int) -> list[Summary]:
-        """Every suite on the in-memory model: no gradients, and as it was after (mode, padding, RNG)."""
-        import torch
-
+        """Every suite on the in-memory model (``Session.evaluate`` gives it back as it was: train mode,
+        padding side, pad token, RNG states)."""
         assert self.out_dir is not None
         folder = self.out_dir / EVALS / f"step-{step:06d}"
         label = f"{self.name}@step{step}"
-        was_training = bool(getattr(model, "training", False))
-        padding_side, pad_token = tokenizer.padding_side, tokenizer.pad_token
-        rng = torch.get_rng_state()
-        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-        summaries = []
-        try:
-            with torch.no_grad():
-                for session in self._sessions:
-                    summaries.append(
-                        session.evaluate(
-                            model,
-                            folder / suite_folder(session.suite.name),
-                            tokenizer=tokenizer,
-                            label=label,
-                            manifest={
-                                "training_checkpoint": label,
-                                "training_step": step,
-                                "training_run": str(self.out_dir),
-                            },
-                        )
-                    )
-        finally:
-            model.train(was_training)
-            tokenizer.padding_side = padding_side
-            if tokenizer.pad_token != pad_token:
-                tokenizer.pad_token = pad_token
-            torch.set_rng_state(rng)
-            if cuda_rng is not None:
-                torch.cuda.set_rng_state_all(cuda_rng)
-        return summaries
+        return [
+            session.evaluate(
+                model,
+                folder / suite_folder(session.suite.name),
+                tokenizer=tokenizer,
+                label=label,
+                manifest={"training_checkpoint": label, "training_step": step, "training_run": str(self.out_dir)},
+            )
+            for session in self._sessions
+        ]
 
     def _log(self, state: Any, summaries: list[Summary]) -> dict[str, float]:
         """The curve's eval lines (training time at the point, tokens seen) and the logs' metrics."""

@@ -66,7 +66,8 @@ workers, e.g. through ``ray_kwargs.ray_init.runtime_env.env_vars``), else defaul
 * ``mode`` (``RA3BENCH_VERL_MODE``): ``binary`` (default) or ``fraction``;
 * ``sandbox`` (``RA3BENCH_VERL_SANDBOX``): ``auto`` (default: docker, else bubblewrap), ``docker``, ...;
 * ``workers`` (``RA3BENCH_VERL_WORKERS``): programs run at once per reward worker (0, default: one
-  per core; verl starts ``reward.num_workers`` workers per node, 8 by default, so cores / 8 or so);
+  per core). verl starts ``reward.num_workers`` reward workers (8 by default) spread over the nodes,
+  each with its own session and sandbox: give each about its node's cores / its workers there;
 * ``on_sandbox_error`` (``RA3BENCH_VERL_ON_SANDBOX_ERROR``): ``zero`` (default) or ``raise``;
 * ``style`` (``RA3BENCH_VERL_STYLE``): how answers are read, ``chat`` (default) or ``completion``;
 * and the judging fields of :class:`~ra3bench.EvalOptions`: ``memory_mb``, ``time_floor``,
@@ -76,10 +77,12 @@ An unknown keyword raises (a misspelt ``mode`` must not silently train on the ot
 
 **Sessions**: one :class:`~ra3bench.Session` per (suite, version, judging options), opened on first
 use and kept for the process's life (closed at exit, or by :func:`close_sessions`). Its first judge
-call computes the suite's expected outputs (the reference solutions, run once per machine and cached
-under ``RA3BENCH_CACHE_DIR``; suites whose data give the outputs skip this): warm it up before
-training with ``session_for("ra3bench/mbpp+").prepare()``. :func:`register_session` makes calls for
-a data source use a session of your own (a fake sandbox in tests, a subset of tasks).
+call needs the suite's expected outputs: the reference solutions run in the sandbox (about a minute
+for MBPP+ on two cores), once per machine, then read from ``$RA3BENCH_CACHE_DIR`` (default
+``~/.cache/ra3bench``); suites whose data give the outputs (LiveCodeBench, Codeforces) skip this.
+Warm each node's cache before training, e.g. ``session_for("ra3bench/mbpp+").prepare()``, so that
+the reward workers do not all compute them at their first call. :func:`register_session` makes
+calls for a data source use a session of your own (a fake sandbox in tests, a subset of tasks).
 
 **Data**: :func:`verl_rows` gives a suite's problems as verl's dataset rows (``data_source``,
 ``prompt`` as chat messages, ``ability``, ``reward_model``, ``extra_info``); :func:`write_parquet`
@@ -139,7 +142,6 @@ JUDGE_OPTIONS = (
 )
 # Keywords verl's reward managers add on their own (with a reward model configured): not options.
 VERL_KWARGS = ("reward_router_address", "reward_model_tokenizer")
-RESULT_KEYS = ("score", "acc", "sandbox_error", "status")
 
 
 class SandboxFault(Ra3benchError):

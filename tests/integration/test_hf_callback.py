@@ -1,6 +1,8 @@
-"""ra3bench.integrations.hf: a real transformers Trainer (and TRL's SFTTrainer) on the tiny random model,
-measured by the callback at step 0, every N steps and the last step; the folder it writes is a training
-run that `ra3bench report` draws; measuring changes nothing about what the model learns."""
+"""ra3bench.integrations.hf: real transformers Trainers (and TRL's SFTTrainer and GRPOTrainer) on the tiny
+random model, measured by the callback at step 0, every N steps and the last step, each step once; the
+folder it writes is a training run that `ra3bench report` draws; pass@k reaches the Trainer's logs
+without taking anything from them; a resumed run keeps its curve; measuring changes nothing about what
+the model learns."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ pytest.importorskip("transformers")
 
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
 
-from ra3bench import EvalSpec, get_suite
+from ra3bench import EvalSpec, Session, get_suite, open_sandbox
 from ra3bench.integrations.hf import Ra3benchCallback, metric_name
 from ra3bench.tiny import tiny_model
 
@@ -45,8 +48,8 @@ def offline(monkeypatch):
 
 
 def spec(**overrides) -> EvalSpec:
-    options = {"limit": 2, "n": 1, "k": [1], "max_new_tokens": 16, "sandbox": "local", "workers": 2}
-    return EvalSpec(suite="mbpp+", **(options | overrides))
+    options = {"suite": "mbpp+", "limit": 2, "n": 1, "k": [1], "max_new_tokens": 16, "sandbox": "local", "workers": 2}
+    return EvalSpec(**(options | overrides))
 
 
 def texts(count: int = 8) -> list[str]:
@@ -105,7 +108,9 @@ def test_a_trainer_is_measured_at_0_every_n_and_the_end_and_ra3bench_report_draw
         callbacks=[recorder],
     )
     callback = Ra3benchCallback(spec(), every=2).attach(trainer)
+    started = time.perf_counter()
     trainer.train()
+    elapsed = time.perf_counter() - started
     run = tmp_path / "out" / "ra3bench"
     assert callback.out_dir == run
 
@@ -137,12 +142,15 @@ def test_a_trainer_is_measured_at_0_every_n_and_the_end_and_ra3bench_report_draw
     for point in train:
         assert {"loss", "learning_rate", "grad_norm", "epoch"} <= set(point)
         assert not any(key.startswith("ra3bench/") or key in ("train_loss", "total_flos") for key in point)
-    # training time excludes evaluation time: it never jumps by an evaluation's length
+    # training time excludes evaluation time
     clock = [p["wall_time_s"] for p in curve]
     assert clock == sorted(clock)
-    assert evals[-1]["wall_time_s"] < sum(p["eval_time_s"] for p in evals)
+    evaluating = sum({p["step"]: p["eval_time_s"] for p in evals}.values())
+    assert evals[-1]["wall_time_s"] <= elapsed - evaluating
 
     assert (run / "curves.png").stat().st_size > 10_000
+    # drawn again at the end: the last step's loss is logged after its evaluation
+    assert (run / "curves.png").stat().st_mtime_ns >= (run / "curve.jsonl").stat().st_mtime_ns
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["kind"] == "training" and manifest["trainer"] == "Trainer"
     assert manifest["final_step"] == 4 and manifest["finished"] and manifest["eval_time_s"] > 0
@@ -174,7 +182,7 @@ def test_a_trainer_is_measured_at_0_every_n_and_the_end_and_ra3bench_report_draw
     assert (report / "plots" / "curves.png").stat().st_size > 10_000
 
 
-def test_sft_trainer_without_attach_evaluates_the_last_step_once(tmp_path):
+def test_sft_trainer_without_attach_measures_two_suites_in_a_borrowed_sandbox_once_at_the_last_step(tmp_path):
     pytest.importorskip("trl")
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -193,26 +201,77 @@ def test_sft_trainer_without_attach_evaluates_the_last_step_once(tmp_path):
         max_length=96,
     )
     out = tmp_path / "curves"
-    callback = Ra3benchCallback(spec(), every=3, at_start=False, out_dir=out, name="sft")
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list([{"text": t} for t in texts()]),
-        processing_class=tokenizer,
-        callbacks=[callback],
-    )
-    trainer.train()
-    evals = [p for p in lines(out) if p["kind"] == "eval"]
-    assert [(p["step"], p["group"]) for p in evals] == [(3, "base"), (3, "plus")]  # on_step_end, not again at the end
+    sandbox = open_sandbox("local", 2)
+    try:
+        specs = [spec(limit=1), spec(suite="humaneval+", limit=1)]
+        callback = Ra3benchCallback(specs, every=3, at_start=False, out_dir=out, name="sft", sandbox=sandbox)
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list([{"text": t} for t in texts()]),
+            processing_class=tokenizer,
+            callbacks=[callback],
+        )
+        trainer.train()
+        # the callback borrowed the sandbox: it still judges after training
+        with Session(specs[0], sandbox=sandbox) as session:
+            problem = session.problems[0]
+            assert session.judge([problem.task_id], [problem.reference])[0].passed
+    finally:
+        sandbox.close()
+
+    evals = [(p["step"], p["suite"], p["group"]) for p in lines(out) if p["kind"] == "eval"]
+    # the last step is on the schedule: measured at on_step_end, not again at on_train_end
+    assert evals == [(3, s, g) for s in ("mbpp+", "humaneval+") for g in ("base", "plus")]
     assert sorted(p.name for p in (out / "evals").iterdir()) == ["step-000003"]
-    assert (
-        json.loads((out / "evals/step-000003/mbppplus/manifest.json").read_text())["training_checkpoint"] == "sft@step3"
-    )
+    assert sorted(p.name for p in (out / "evals/step-000003").iterdir()) == ["humanevalplus", "mbppplus"]
+    manifest = json.loads((out / "evals/step-000003/humanevalplus/manifest.json").read_text())
+    assert manifest["training_checkpoint"] == "sft@step3" and manifest["suite"]["suite"] == "humaneval+"
     assert [p["step"] for p in lines(out) if p["kind"] == "train"] == [1, 2, 3]
     # without a trainer to log through, pass@k still reaches the log history (and the console's logs)
     assert [e["step"] for e in trainer.state.log_history if PLUS in e] == [3]
-    assert json.loads((out / "manifest.json").read_text())["name"] == "sft"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["name"] == "sft" and manifest["trainer"] is None
+    assert set(manifest["evaluation"]["suites"]) == {"mbpp+", "humaneval+"}
     assert not (tmp_path / "sft" / "ra3bench").exists()
+
+
+def test_grpo_trainer_keeps_its_own_metrics_on_its_own_log_lines(tmp_path):
+    """pass@k goes through the base Trainer.log: GRPOTrainer.log would flush its reward averages into it."""
+    pytest.importorskip("trl")
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    model, tokenizer = tiny_model(seed=0)
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "grpo"),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        num_generations=2,
+        max_completion_length=8,
+        logging_steps=1,
+        save_strategy="no",
+        use_cpu=True,
+        report_to=[],
+        disable_tqdm=True,
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=lambda completions, **kwargs: [len(c) / 10 for c in completions],
+        args=args,
+        train_dataset=Dataset.from_list([{"prompt": f"def f{i}(x):"} for i in range(8)]),
+        processing_class=tokenizer,
+    )
+    Ra3benchCallback(spec(), every=1, train_metric="reward").attach(trainer)
+    trainer.train()
+    history = trainer.state.log_history
+    assert [e["step"] for e in history if PLUS in e] == [0, 1, 2]
+    assert [e["step"] for e in history if "reward" in e] == [1, 2]
+    assert not any(PLUS in e and "reward" in e for e in history)
+    run = tmp_path / "grpo" / "ra3bench"
+    train = [p for p in lines(run) if p["kind"] == "train"]
+    assert [p["step"] for p in train] == [1, 2] and all("reward" in p for p in train)
+    assert (run / "curves.png").is_file()
 
 
 def test_resuming_from_a_checkpoint_keeps_the_curve_up_to_it_and_measures_each_step_once(tmp_path):
