@@ -62,23 +62,23 @@ class EvalOptions:
         """Every value that cannot work, one line each (empty when all is well)."""
         errors = []
         if self.time_floor <= 0 or self.time_factor <= 0 or self.problem_time_factor <= 0:
-            errors.append("--time-floor, --time-factor and --problem-time-factor must be positive")
+            errors.append("time_floor, time_factor and problem_time_factor (--time-floor, ...) must be positive")
         if self.memory_mb < 64:
-            errors.append("--memory-mb must be at least 64")
+            errors.append("memory_mb (--memory-mb) must be at least 64")
         if self.max_timeouts < 0 or self.failed_group_budget < 0:
-            errors.append("--max-timeouts and --failed-group-budget must be 0 (off) or positive")
+            errors.append("max_timeouts and failed_group_budget (--max-timeouts, ...) must be 0 (off) or positive")
         if self.n < 1:
-            errors.append("-n must be at least 1")
+            errors.append("n (-n) must be at least 1")
         if any(k < 1 for k in self.k):
-            errors.append(f"-k takes positive integers, got {self.k}")
+            errors.append(f"k (-k) takes positive integers, got {self.k}")
         if self.limit < 0 or self.workers < 0:
             errors.append("limit and workers must be 0 (all / one per core) or positive")
         if self.batch_size < 1:
-            errors.append("--batch-size must be at least 1")
+            errors.append("batch_size (--batch-size) must be at least 1")
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
-            errors.append("need --temperature >= 0, 0 < --top-p <= 1 and --max-new-tokens >= 1")
+            errors.append("need temperature >= 0, 0 < top_p <= 1 and max_new_tokens >= 1 (--temperature, ...)")
         if self.prompt_style not in PROMPT_STYLES:
-            errors.append(f"--prompt-style must be auto, chat or completion, not {self.prompt_style!r}")
+            errors.append(f"prompt_style (--prompt-style) must be auto, chat or completion, not {self.prompt_style!r}")
         return errors
 
     def judge_settings(self) -> EvalSettings:

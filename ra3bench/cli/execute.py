@@ -17,6 +17,7 @@ def execute(args: argparse.Namespace, backend: Backend | Callable[[], Backend], 
     session = Session(spec_from_args(args, n))
     if not isinstance(backend, Backend):
         backend = backend()
+    backend.check(session.suite, session.problems)  # before the sandbox starts
     with session:
         summary = session.evaluate(backend, args.out, manifest={"command": command_line(sys.argv[1:])})
     print_summary(summary)

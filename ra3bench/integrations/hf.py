@@ -269,25 +269,10 @@ class Ra3benchCallback(TrainerCallback):
         assert self._curve is not None and self.out_dir is not None
         metrics = {}
         for summary in summaries:
-            for group, values in summary.pass_at_k.items():
-                for k, value in values.items():
-                    low, high = summary.pass_at_k_ci95[group][k]
-                    self._curve.log_eval(
-                        step=state.global_step,
-                        tokens_seen=_tokens(state),
-                        wall_time_s=self._train_time_s,
-                        eval_time_s=summary.eval_time_s,
-                        suite=summary.suite,
-                        group=group,
-                        k=int(k),
-                        pass_at_k=value,
-                        ci_low=low,
-                        ci_high=high,
-                        run_dir=os.path.relpath(str(summary.run_dir), self.out_dir),
-                        n_problems=summary.n_problems,
-                        n_samples=summary.n_samples,
-                    )
-                    metrics[metric_name(summary.suite, group, k)] = value
+            logged = self._curve.log_summary(
+                state.global_step, _tokens(state), self._train_time_s, summary, relative_to=self.out_dir
+            )
+            metrics.update({metric_name(summary.suite, group, k): value for (group, k), value in logged.items()})
         return metrics
 
     def _report(self, state: Any, control: Any, metrics: dict[str, float]) -> None:

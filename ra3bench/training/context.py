@@ -16,7 +16,6 @@ apart (``eval_time_s``), so a method is not charged for how often it was measure
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import time
@@ -155,24 +154,7 @@ class TrainContext:
             eval_time = time.perf_counter() - started
             self._eval_time_s += eval_time
             for summary in summaries:
-                for group, values in summary.pass_at_k.items():
-                    for k, value in values.items():
-                        low, high = summary.pass_at_k_ci95[group][k]
-                        self.curve.log_eval(
-                            step=step,
-                            tokens_seen=tokens_seen,
-                            wall_time_s=self._train_time_s,
-                            eval_time_s=summary.eval_time_s,
-                            suite=summary.suite,
-                            group=group,
-                            k=int(k),
-                            pass_at_k=value,
-                            ci_low=low,
-                            ci_high=high,
-                            run_dir=os.path.relpath(summary.run_dir or "", self.run_dir),
-                            n_problems=summary.n_problems,
-                            n_samples=summary.n_samples,
-                        )
+                self.curve.log_summary(step, tokens_seen, self._train_time_s, summary, relative_to=self.run_dir)
             self._evaluated.add(step)
             self.draw()
             return summaries

@@ -21,9 +21,12 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ra3bench.results import JsonlWriter, read_jsonl
+
+if TYPE_CHECKING:
+    from ra3bench.summary import Summary
 
 CURVE = "curve.jsonl"
 TENSORBOARD = "tensorboard"
@@ -109,6 +112,33 @@ class CurveLog:
             self._tb.add_scalar(f"{tag}/ci_low", float(ci_low), global_step=int(step))
             self._tb.add_scalar(f"{tag}/ci_high", float(ci_high), global_step=int(step))
             self._tb.flush()
+
+    def log_summary(
+        self, step: int, tokens_seen: int, wall_time_s: float, summary: Summary, relative_to: Path
+    ) -> dict[tuple[str, str], float]:
+        """One :meth:`log_eval` line per (group, k) of an evaluation's summary; its ``run_dir`` relative
+        to ``relative_to`` (the training run's folder). Returns {(group, k): pass@k}."""
+        logged = {}
+        for group, values in summary.pass_at_k.items():
+            for k, value in values.items():
+                low, high = summary.pass_at_k_ci95[group][k]
+                self.log_eval(
+                    step=step,
+                    tokens_seen=tokens_seen,
+                    wall_time_s=wall_time_s,
+                    eval_time_s=summary.eval_time_s,
+                    suite=summary.suite,
+                    group=group,
+                    k=int(k),
+                    pass_at_k=value,
+                    ci_low=low,
+                    ci_high=high,
+                    run_dir=os.path.relpath(summary.run_dir or ".", relative_to),
+                    n_problems=summary.n_problems,
+                    n_samples=summary.n_samples,
+                )
+                logged[(group, k)] = value
+        return logged
 
     def lines(self) -> int:
         """Complete lines written so far (a checkpoint records it, so a resume drops what came after)."""

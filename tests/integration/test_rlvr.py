@@ -19,12 +19,12 @@ pytest.importorskip("transformers")
 
 REPO = Path(__file__).resolve().parents[2]
 
+from faulty_sandbox import FaultySandbox  # noqa: E402
 from ra3bench_rlvr import trainer as rlvr_trainer  # noqa: E402
 from ra3bench_rlvr.grpo import group_advantages  # noqa: E402
 from ra3bench_rlvr.problems import PROBLEM_SETS, ProblemSet  # noqa: E402
 from ra3bench_rlvr.reward import SandboxReward, sessions_on  # noqa: E402
 
-from ra3bench.sandbox.base import JobResult, Sandbox  # noqa: E402
 from ra3bench.suites.base import Comparison, DataFile, Problem, Suite, TestGroup  # noqa: E402
 from ra3bench.training.runner import train  # noqa: E402
 
@@ -193,29 +193,6 @@ def test_hostile_programs_never_earn_a_reward(private_cache, local_sandbox):
     for problem, value, status in hostile:
         assert value in (0.0, None), (problem.task_id, status)
         assert (value is None) == (status == "sandbox_error"), (problem.task_id, status)
-
-
-class FaultySandbox(Sandbox):
-    """The local sandbox, except that programs marked ``# FAULT`` meet an infrastructure fault every time."""
-
-    name = "faulty"
-    isolation = "test"
-
-    def __init__(self, inner: Sandbox, fault=lambda program: "# FAULT" in program) -> None:
-        self.inner, self.fault, self.faulted = inner, fault, 0
-
-    def run(self, job):
-        if self.fault(job.program):
-            self.faulted += 1
-            return JobResult.infrastructure_fault("injected fault")
-        return self.inner.run(job)
-
-    @property
-    def workers(self) -> int:
-        return self.inner.workers
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def test_sandbox_errors_are_dropped_not_scored_zero(private_cache, local_sandbox):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from faulty_sandbox import FaultySandbox
 
-from ra3bench import EvalSpec, Sandbox, Session, Status, Summary, UsageError, Verdict
-from ra3bench.sandbox.base import JobResult
+from ra3bench import EvalSpec, Session, Status, Summary, UsageError, Verdict
 
 SUMMARY_KEYS = [  # summary.json as `ra3bench run` has always written it (report, compare and curves read it)
     "suite",
@@ -30,32 +30,6 @@ RIGHT = (
     "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
 )
 WRONG = "def has_close_elements(numbers, threshold):\n    return False\n"
-
-
-class FaultOnMark(Sandbox):
-    """A started local sandbox, except that programs holding ``# FAULT`` meet an infrastructure fault."""
-
-    name = "fault-on-mark"
-    isolation = "test"
-
-    def __init__(self, inner: Sandbox) -> None:
-        self.inner, self.faults, self.closed = inner, 0, False
-
-    def run(self, job):
-        if "# FAULT" in job.program:
-            self.faults += 1
-            return JobResult.infrastructure_fault("injected")
-        return self.inner.run(job)
-
-    @property
-    def workers(self) -> int:
-        return self.inner.workers
-
-    def describe(self) -> dict:
-        return {**self.inner.describe(), "kind": self.name}
-
-    def close(self) -> None:
-        self.closed = True
 
 
 @pytest.fixture(scope="module")
@@ -97,15 +71,15 @@ def test_judge_refuses_what_it_cannot_judge(local):
 
 def test_a_sandbox_error_has_no_reward_and_is_never_cached(local, monkeypatch, tmp_path):
     monkeypatch.setenv("RA3BENCH_CACHE_DIR", str(tmp_path))
-    faulty = FaultOnMark(local)
+    faulty = FaultySandbox(local, owns_inner=False)
     with Session(spec(), sandbox=faulty) as session:
         first = session.judge(["HumanEval/0", "HumanEval/0"], [RIGHT + "# FAULT\n", RIGHT])
         assert [v.status for v in first] == [Status.SANDBOX_ERROR, Status.PASS]
         assert first[0].sandbox_error and first[0].reward() is None and first[0].reward("fraction") is None
-        faults = faulty.faults
+        faults = faulty.faulted
         assert faults == 6  # base and plus: a run and two retries each
         session.judge(["HumanEval/0"], [RIGHT + "# FAULT\n"])
-        assert faulty.faults == 2 * faults  # run again: a fault is not a verdict
+        assert faulty.faulted == 2 * faults  # run again: a fault is not a verdict
     assert not faulty.closed
 
 

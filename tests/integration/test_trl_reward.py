@@ -14,9 +14,10 @@ import pytest
 
 pytest.importorskip("trl")
 
+from faulty_sandbox import FaultySandbox
+
 from ra3bench import EvalSpec, Session, UsageError
 from ra3bench.integrations.trl import CATEGORIES, SandboxReward, completion_text, grpo_dataset
-from ra3bench.sandbox.base import JobResult, Sandbox
 
 TASKS = ["Mbpp/2", "Mbpp/3", "Mbpp/4", "Mbpp/6"]
 
@@ -135,32 +136,13 @@ def test_fraction_rewards_share_of_tests():
         assert rewards[0] == 1.0 and 0.0 < rewards[1] < 1.0
 
 
-class FaultySandbox(Sandbox):
-    """The local sandbox, except that programs with ``INJECT_FAULT`` in them meet an infrastructure fault every time."""
-
-    name = "faulty"
-    isolation = "test"
-
-    def __init__(self, inner: Sandbox) -> None:
-        self.inner = inner
-
-    def run(self, job):
-        if "INJECT_FAULT" in job.program:
-            return JobResult.infrastructure_fault("injected fault")
-        return self.inner.run(job)
-
-    @property
-    def workers(self) -> int:
-        return self.inner.workers
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def test_sandbox_error_gives_no_reward_not_zero():
     from ra3bench.sandbox.local import LocalSandbox
 
-    with FaultySandbox(LocalSandbox(workers=2)) as sandbox, Session(spec(), sandbox=sandbox) as session:
+    with (
+        FaultySandbox(LocalSandbox(workers=2), lambda program: "INJECT_FAULT" in program) as sandbox,
+        Session(spec(), sandbox=sandbox) as session,
+    ):
         reward = SandboxReward(session)  # a borrowed session: the reward leaves it open
         correct = "def similar_elements(a, b):\n    return tuple(set(a) & set(b))\n"
         faulty = correct.replace("return", "marker = 'INJECT_FAULT'\n    return")  # would pass: 0 would be wrong

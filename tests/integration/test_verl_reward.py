@@ -15,6 +15,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from faulty_sandbox import FaultySandbox
 
 import ra3bench.integrations.verl as verl_reward
 from ra3bench import EvalSpec, Session, UsageError
@@ -29,7 +30,6 @@ from ra3bench.integrations.verl import (
     write_parquet,
 )
 from ra3bench.prompts import PromptStyle, build_prompt
-from ra3bench.sandbox.base import JobResult, Sandbox
 
 MBPP, HUMANEVAL, LCB = "ra3bench/mbpp+", "ra3bench/humaneval+@v0.1.9", "ra3bench/livecodebench"
 MBPP_TASKS = ["Mbpp/2", "Mbpp/3", "Mbpp/4"]
@@ -211,34 +211,11 @@ def test_a_batch_with_one_bad_task_id_fails_whole():
         compute_score_batched([MBPP, MBPP], ["x"], ["Mbpp/2", "Mbpp/3"], None)
 
 
-class FaultySandbox(Sandbox):
-    """The local sandbox, except that programs containing FAULT meet an infrastructure fault every time."""
-
-    name = "faulty"
-    isolation = "test"
-
-    def __init__(self, inner: Sandbox) -> None:
-        self.inner, self.faulted = inner, 0
-
-    def run(self, job):
-        if "FAULT" in job.program:
-            self.faulted += 1
-            return JobResult.infrastructure_fault("injected fault")
-        return self.inner.run(job)
-
-    @property
-    def workers(self) -> int:
-        return self.inner.workers
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 @pytest.fixture
 def faulty():
     from ra3bench.sandbox.local import LocalSandbox
 
-    sandbox = FaultySandbox(LocalSandbox(workers=2))
+    sandbox = FaultySandbox(LocalSandbox(workers=2), lambda program: "FAULT" in program)
     session = Session(EvalSpec(suite="mbpp+", tasks=["Mbpp/2"], **LOCAL), sandbox=sandbox)
     register_session(MBPP, session)
     yield sandbox
