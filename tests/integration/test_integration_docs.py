@@ -32,7 +32,8 @@ def namespace(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model, tokenizer = tiny_model(seed=0)
     texts = ["def add(a, b):\n    return a + b\n", "def neg(x):\n    return -x\n"] * 4
-    train_dataset = [tokenizer(text) | {"labels": tokenizer(text)["input_ids"]} for text in texts]
+    rows = [tokenizer(text, padding="max_length", max_length=24, truncation=True) for text in texts]
+    train_dataset = [dict(row) | {"labels": list(row["input_ids"])} for row in rows]  # one length: any batch size
     return {"model": model, "tokenizer": tokenizer, "train_dataset": train_dataset}
 
 
