@@ -105,16 +105,24 @@ def expectations_key(suite: Suite) -> str:
 
 
 def problem_fingerprint(problem: Problem) -> str:
-    """What the expected outputs depend on: reference, entry point, every group's inputs and test program.
+    """What a problem's expected outputs and verdicts depend on: reference, entry point, every group's
+    inputs, test program and given outputs, the checker, limits and oracle.
 
-    The data file's sha256 alone is not enough: how ra3bench reads it (say, which
-    arguments become tuples) changes the inputs, and must invalidate cached outputs.
+    The data file's sha256 alone is not enough: how ra3bench reads it (which arguments become tuples,
+    how expected text is normalised, which tests form a group) changes them, and must invalidate
+    cached outputs and the verdicts keyed on them.
     """
     digest = hashlib.sha256()
     digest.update(json.dumps([problem.reference, problem.entry_point]).encode())
+    digest.update(
+        json.dumps(
+            [problem.checker, problem.time_limit_s, problem.memory_limit_mb, problem.oracle, problem.atol]
+        ).encode()
+    )
     for group in problem.groups.values():
         inputs = [encode_value(list(args)) for args in group.inputs]
-        digest.update(json.dumps([group.name, group.comparison.value, group.check, inputs]).encode())
+        outputs = None if group.outputs is None else [encode_value(value) for value in group.outputs]
+        digest.update(json.dumps([group.name, group.comparison.value, group.check, inputs, outputs]).encode())
     return digest.hexdigest()
 
 
@@ -129,10 +137,12 @@ def load_or_compute(
     key = expectations_key(suite)
     path = cache_root() / "expected" / f"{key}.json.gz"
     wanted = problems if problems is not None else suite.problems()
+    by_id = {p.task_id: p for p in wanted}
     given = {p.task_id: from_data(p) for p in wanted if all(g.outputs is not None for g in p.groups.values())}
     wanted = [p for p in wanted if p.task_id not in given]
+    given_prints = {task_id: problem_fingerprint(by_id[task_id]) for task_id in given}
     if not wanted:  # every expected output comes from the data: nothing to run, nothing to cache
-        return Expectations(key=key, path=None, sha256="", tasks=given, fingerprints={})
+        return Expectations(key=key, path=None, sha256="", tasks=given, fingerprints=given_prints)
     tasks: dict[str, dict[str, GroupExpectation]] = {}
     fingerprints: dict[str, str] = {}
     if path.exists():
@@ -147,7 +157,9 @@ def load_or_compute(
         fingerprints.update({p.task_id: current[p.task_id] for p in missing})
         _write_cache(path, tasks, fingerprints)
     sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
-    return Expectations(key=key, path=path, sha256=sha, tasks={**tasks, **given}, fingerprints=fingerprints)
+    return Expectations(
+        key=key, path=path, sha256=sha, tasks={**tasks, **given}, fingerprints={**fingerprints, **given_prints}
+    )
 
 
 def from_data(problem: Problem) -> dict[str, GroupExpectation]:

@@ -135,6 +135,15 @@ def merge_rerun(first: JobResult, again: JobResult, redo: list[int]) -> JobResul
 
 CHECKER_TIME_S = 10.0  # per test, for the data set's checker program
 CHECKER_ARGV = ["checker.py", "input.txt", "correct_output.txt", "solution_output.txt"]  # open-r1's convention
+CHECKER_ACCEPTS = ("1", "100")  # open-r1's Piston runner: the checker's stdout, whitespace removed, is 1 or 100
+
+
+def without_blank_lines(text: str) -> str:
+    """The program's output as open-r1's runner hands it to a checker: empty lines deleted (``sed '/^$/d'``;
+    a line of spaces or a lone ``\\r`` stays)."""
+    *lines, tail = text.split("\n")
+    kept = [line for line in lines if line]
+    return "".join(line + "\n" for line in kept) + tail
 
 
 def checker_job(
@@ -145,7 +154,7 @@ def checker_job(
     calls = []
     for i in tests:
         files = {"input.txt": expected.args[i][0], "correct_output.txt": expected.outputs[i]}
-        files["solution_output.txt"] = result.calls[i].value
+        files["solution_output.txt"] = without_blank_lines(result.calls[i].value)
         calls.append([expected.args[i][0], encode_value(files), list(CHECKER_ARGV)])
     return Job(
         program=problem.checker or "",
@@ -169,8 +178,9 @@ def checker_verdicts(tests: list[int], checked: JobResult) -> dict[int, str]:
         elif call.status is not CallStatus.OK:
             out[i] = f"the problem's checker failed ({call.status.value}): {call.error}"[:500]
         else:
-            verdict = str(call.value).strip()
-            out[i] = "" if verdict == "1" else f"rejected by the problem's checker (it printed {_short(verdict, 60)})"
+            verdict = "".join(str(call.value).split())
+            accepted = verdict in CHECKER_ACCEPTS
+            out[i] = "" if accepted else f"rejected by the problem's checker (it printed {_short(verdict, 60)})"
     return out
 
 

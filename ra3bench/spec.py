@@ -151,7 +151,7 @@ class EvalSpec(EvalOptions):
 
     def problems_of(self, suite: Suite) -> list[Problem]:
         """The suite's problems this spec selects: the filters, then ``tasks``, then ``limit``."""
-        problems = suite.select(suite.problems(), **self.select)
+        problems = suite.selected(**self.select)
         if not problems:
             raise UsageError("no problems selected")
         if self.tasks:

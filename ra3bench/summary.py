@@ -82,12 +82,12 @@ def summarize(
     for v in verdicts:
         if include_unverifiable or v["task_id"] not in unverifiable:
             latest[(v["task_id"], v["sample_index"])] = v
-    suite_ids = {p.task_id for p in suite.problems()}
     per_group: dict[str, dict[str, tuple[int, int]]] = {g: {} for g in suite.group_names}
     for (task_id, _), v in latest.items():
         for i, group in enumerate(suite.group_names):
             n, c = per_group[group].get(task_id, (0, 0))
-            passed = all(v["groups"].get(g) == Status.PASS.value for g in suite.group_names[: i + 1])
+            # a group the problem does not have (no public tests, only private ones) does not fail it
+            passed = all(v["groups"].get(g, Status.PASS.value) == Status.PASS.value for g in suite.group_names[: i + 1])
             per_group[group][task_id] = (n + 1, c + int(passed))
     pass_at_k: dict[str, dict[str, float]] = {}
     intervals: dict[str, dict[str, list[float]]] = {}
@@ -104,7 +104,7 @@ def summarize(
         suite_version=suite.version,
         data_sha256=suite.data_sha256,
         n_problems=len(covered),
-        n_suite_problems=len(suite_ids),
+        n_suite_problems=suite.n_problems(),
         n_samples=len(latest),
         samples_per_problem=sorted({n for n, _ in base_counts.values()}),
         pass_at_k=pass_at_k,

@@ -20,6 +20,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     shared = Path(__file__).resolve().parents[2] / "shared" / "datasets"
     if not os.environ.get("RA3BENCH_DATA_DIR") and shared.is_dir():
         os.environ["RA3BENCH_DATA_DIR"] = str(shared)
+    # No test reaches the real Hugging Face Hub (a suite whose default data lives there fails at once with
+    # its one line instead of waiting on the network); the Hub tests serve a fake one on 127.0.0.1.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not os.environ.get("RA3BENCH_CACHE_DIR"):
         os.environ["RA3BENCH_CACHE_DIR"] = _SESSION_CACHE[0] = tempfile.mkdtemp(prefix="ra3bench-test-cache-")
 

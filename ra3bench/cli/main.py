@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from ra3bench import __version__
-from ra3bench.cli import compare, evaluate, models, plugins, report, run, sandbox, suites, train
+from ra3bench.cli import compare, data, evaluate, models, plugins, report, run, sandbox, suites, train
 from ra3bench.errors import Ra3benchError
 
-SUBCOMMANDS = (run, evaluate, train, compare, report, suites, models, plugins, sandbox)
+SUBCOMMANDS = (run, evaluate, train, compare, report, suites, data, models, plugins, sandbox)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  ra3bench run --suite humaneval+ --model smollm2-135m --limit 10\n"
             "  ra3bench run --suite humaneval+ --model reference --limit 10\n"
             "  ra3bench evaluate --suite humaneval+ --samples samples.jsonl\n"
+            "  ra3bench data fetch livecodebench --release v6\n"
             "  ra3bench sandbox build --offline\n"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,

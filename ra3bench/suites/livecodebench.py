@@ -35,7 +35,7 @@ from typing import Any
 
 from ra3bench.errors import DataIntegrityError, UsageError
 from ra3bench.suites import SUITES
-from ra3bench.suites.base import Comparison, DataFile, Problem, Suite, TestGroup
+from ra3bench.suites.base import Comparison, DataFile, HubFile, Problem, Suite, TestGroup
 from ra3bench.suites.data import read_jsonl
 
 TIME_LIMIT_S = 6.0  # lcb_runner's per-test timeout
@@ -43,6 +43,21 @@ PLATFORMS = ("atcoder", "codeforces", "leetcode")
 DIFFICULTIES = ("easy", "medium", "hard")
 N_FILES = 6  # test.jsonl, test2.jsonl, ... test6.jsonl
 RELEASE_SIZES = {1: 400, 2: 511, 3: 612, 4: 713, 5: 880, 6: 1055}  # problems in release_vN (official README)
+
+# The official data set, read from the Hub at one commit (its tree holds test.jsonl .. test6.jsonl =
+# release_v6); sizes and sha256 are the Hub's LFS metadata of that commit (docs/suites.md).
+HUB_REPO = "livecodebench/code_generation_lite"
+HUB_REVISION = "0fe84c3912ea0c4d4a78037083943e8f0c4dd505"
+HUB_FILES = (  # file n (test.jsonl = 1): path, bytes, sha256
+    ("test.jsonl", 1252609773, "2bd02b38beb48e8c46b5b9987095d999ff38cd8efc255ea5d58974317c48f63f"),
+    ("test2.jsonl", 713377060, "095df7c5daf15f882c51a9deb84085cff1e073495a5dbcf95015a564d485f3a3"),
+    ("test3.jsonl", 623360766, "28ed26cc83363ce3f1fe2d5fad9f8393077beb1907b167a31bd3b32f80801b79"),
+    ("test4.jsonl", 1204644685, "d711138ddaebfcf5f8ec6a4283ee677298c0f5c5d374a235af92aaf0584510da"),
+    ("test5.jsonl", 557699297, "7f77571c2a6df0c2a72a3277650309f67e01e0008e18117e624633df53f81214"),
+    ("test6.jsonl", 134303240, "bb4c364f71921c4495a6ad15abe1a927350b720009f4933e2e71f8af0f6fd1f5"),
+)
+HUB_SUBDIR = "livecodebench/code_generation_lite"  # <data dir>/<this>/test.jsonl: a mirror of the repository
+ALL_TESTS = "all"  # the official score's group: public and private tests, as lcb_runner grades
 MAX_PRIVATE_BYTES = 1 << 30  # decompressed size of one problem's private tests
 
 # lcb_runner puts this in front of every program it grades (testing_util.import_string): LeetCode starter
@@ -166,8 +181,12 @@ def _unpickle_text(text: str, task_id: str) -> str:
 # --- problems ---------------------------------------------------------------------------------
 
 
-def problem_from_row(row: dict[str, Any]) -> Problem:
-    """One row of code_generation_lite (plus this copy's ``lcb_first_release``) as a Problem."""
+def problem_from_row(row: dict[str, Any], *, all_tests_group: bool = False) -> Problem:
+    """One row of code_generation_lite (plus ``lcb_first_release``: the file it came from) as a Problem.
+
+    ``all_tests_group``: add the ``all`` group, every public and private test in lcb_runner's order,
+    so that its pass@k is LiveCodeBench's official score (a sample passes only if all pass); the
+    ``public`` group stays as its own line."""
     task_id = str(row["question_id"])
     try:
         meta = json.loads(row.get("metadata") or "{}")
@@ -177,9 +196,12 @@ def problem_from_row(row: dict[str, Any]) -> Problem:
     public = json.loads(row["public_test_cases"]) if row.get("public_test_cases") else []
     private = decode_private_tests(row.get("private_test_cases"), task_id)
     groups = {}
-    for name, tests in (("public", public), ("private", private)):
-        if tests:
-            groups[name] = _group(task_id, name, tests, func_name)
+    if public:
+        groups["public"] = _group(task_id, "public", public, func_name)
+    if all_tests_group and public + private:
+        groups[ALL_TESTS] = _group(task_id, ALL_TESTS, public + private, func_name)
+    elif private:  # a private-only copy without the all-tests group (never shipped): judged as its own group
+        groups["private"] = _group(task_id, "private", private, func_name)
     starter = row.get("starter_code") or ""
     return Problem(
         task_id=task_id,
@@ -276,36 +298,99 @@ def _choices(flag: str, value: str, allowed: tuple[str, ...]) -> set[str]:
 
 @SUITES.register("livecodebench")
 class LiveCodeBenchSuite(Suite):
-    """LiveCodeBench code generation, judged by the data set's own tests (LeetCode by value, others by stdout)."""
+    """LiveCodeBench code generation, judged by the data set's own tests (LeetCode by value, others by stdout).
+
+    ``release_v6`` (default) is the official ``code_generation_lite`` at a pinned Hub commit, public and
+    private tests: its ``all`` group is LiveCodeBench's score, ``public`` the public tests alone. Only
+    the files a ``--release`` needs are fetched and read (``--release v6``: test6.jsonl, 134 MB, not
+    all 4.5 GB). ``v6-public`` is the workspace copy with public tests only (shared/datasets).
+    """
 
     name = "livecodebench"
-    description = "LiveCodeBench code generation (release_v6, 1,055 problems; offline copy with public tests only)"
+    description = "LiveCodeBench code generation (release_v6, 1,055 problems: public + private tests from the Hub)"
     versions = {  # noqa: RUF012 - typed as in Suite; never mutated
+        "release_v6": tuple(
+            DataFile(
+                filename=path,
+                sha256=digest,
+                subdir=HUB_SUBDIR,
+                hub=HubFile(HUB_REPO, path, HUB_REVISION),
+                size=size,
+            )
+            for path, size, digest in HUB_FILES
+        ),
         # Built offline from lcb_runner outputs and a copy of the public tests (shared/datasets/SOURCES.md):
-        # there is no single official file to download. The placeholder url makes a download fail at once,
-        # and the not-found error then says to pass --data-dir.
+        # there is no official file to download, and no private tests.
         "v6-public": DataFile(
             filename="code_generation_lite_v6_public_tests.jsonl.gz",
             sha256="223286739fa71deb7850c6d8e2254701fb187aaf971ca6d74739bca88cb2dc5f",
             subdir="livecodebench",
-            url="",  # no public download: a copy assembled in shared/datasets (see docs/suites.md)
-        )
+        ),
     }
-    default_version = "v6-public"
-    # The only version has no private tests. A version that has them would judge "public" then "private".
-    group_names = ("public",)
+    default_version = "release_v6"
+    group_names: tuple[str, ...] = ("public", ALL_TESTS)
+
+    def __init__(self, version: str | None = None, data_dir: Path | None = None) -> None:
+        super().__init__(version, data_dir)
+        if not self.official:
+            self.group_names = ("public",)  # the workspace copy has no private tests
+        self._by_file: dict[int, list[Problem]] = {}
+
+    @property
+    def official(self) -> bool:
+        """The version holds the official files (one per release delta), private tests included."""
+        return len(self.data_files) == N_FILES
 
     def parse(self, path: Path) -> list[Problem]:
-        """Problems with tests, in the file's order; the others are kept for :meth:`all_problems`."""
+        """The workspace copy: problems with tests, in the file's order; the others kept for :meth:`all_problems`."""
         self._every = [problem_from_row(row) for row in read_jsonl(path)]
         return [p for p in self._every if p.groups]
 
+    def problems(self) -> list[Problem]:
+        if self._problems is None:
+            if self.official:
+                self._problems = self._official(set(range(1, N_FILES + 1)))
+                self._every = list(self._problems)
+            else:
+                self._problems = self.parse(self.path())
+        return self._problems
+
+    def _official(self, files: set[int]) -> list[Problem]:
+        """The problems of the official files ``files`` (1 = test.jsonl), each file fetched and read once."""
+        for n in sorted(files - set(self._by_file)):
+            path = self.located(self.data_files[n - 1])
+            rows = read_jsonl(path)
+            self._by_file[n] = [
+                problem_from_row({**row, "lcb_first_release": f"v{n}"}, all_tests_group=True) for row in rows
+            ]
+        return [p for n in sorted(files) for p in self._by_file[n] if p.groups]
+
+    def selected(self, **filters: str | None) -> list[Problem]:
+        """The official version reads only the files the release needs; then every filter applies."""
+        release = filters.get("release")
+        if self.official and release and self._problems is None:
+            return self.select(self._official(release_files(release)), **filters)
+        return self.select(self.problems(), **filters)
+
+    def files_for(self, release: str | None = None) -> tuple[DataFile, ...]:
+        if not release or not self.official:
+            return self.data_files
+        return tuple(self.data_files[n - 1] for n in sorted(release_files(release)))
+
+    def n_problems(self) -> int:
+        if self.official and self._problems is None:
+            return RELEASE_SIZES[N_FILES]  # the official count; not a reason to read 4.5 GB
+        return len(self.problems())
+
     def all_problems(self) -> list[Problem]:
-        """Every problem of the data file, those without any test included (official release counts)."""
+        """Every problem of the data, those without any test included (official release counts)."""
         self.problems()
         return list(self._every)
 
     def left_out(self) -> dict[str, str]:
+        if self.official:
+            loaded = [p for problems in self._by_file.values() for p in problems]
+            return {p.task_id: p.unverifiable for p in loaded if not p.groups}
         self.problems()
         return {p.task_id: p.unverifiable for p in self._every if not p.groups}
 
@@ -328,7 +413,8 @@ class LiveCodeBenchSuite(Suite):
         chosen = [p for p in problems if keep(p)]
         if not chosen and problems:
             described = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in filters.items() if v)
-            untested = sum(1 for p in self.all_problems() if not p.groups and keep(p))
+            candidates = self.all_problems() if not self.official else []
+            untested = sum(1 for p in candidates if not p.groups and keep(p))
             why = f" ({untested} match but have no tests in this data file)" if untested else ""
             raise UsageError(f"no {self.name} {self.version} problem with tests matches {described}{why}")
         return chosen
@@ -344,7 +430,8 @@ class LiveCodeBenchSuite(Suite):
         tests: list[Callable[[Problem], bool]] = []
         if release:
             wanted = release_files(release)
-            self._check_release_separable(release, wanted)
+            if not self.official:
+                self._check_release_separable(release, wanted)
             tests.append(lambda p: _first_release_files(p.metadata["lcb_first_release"]) <= wanted)
         start = _parse_date("--start-date", start_date) if start_date else None
         end = _parse_date("--end-date", end_date) if end_date else None
@@ -380,12 +467,23 @@ class LiveCodeBenchSuite(Suite):
 
     def describe(self) -> dict:
         left_out = self.left_out()
-        return {
+        info = {
             **super().describe(),
-            "n_problems": len(self.problems()),
+            "n_problems": self.n_problems(),
             "n_problems_without_tests": len(left_out),
             "problems_without_tests": sorted(left_out),
         }
+        if self.official:
+            info["headline_group"] = ALL_TESTS
+            info["groups_meaning"] = {
+                "public": "the public tests only",
+                ALL_TESTS: "public and private tests: LiveCodeBench's official score (lcb_runner)",
+            }
+            info["files_read"] = [self.data_files[n - 1].filename for n in sorted(self._by_file)]
+        else:
+            info["headline_group"] = "public"
+            info["groups_meaning"] = {"public": "the public tests only (this copy has no private tests)"}
+        return info
 
 
 _FILTERS = ("release", "start_date", "end_date", "platform", "difficulty")

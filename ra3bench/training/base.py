@@ -69,7 +69,7 @@ class EvalConfig(EvalOptions):
     and checks as `ra3bench run`'s flags: time_factor, memory_mb, sandbox, ...) plus the schedule.
     The training run's one sandbox (``sandbox``, ``workers``) judges its evaluations and its rewards."""
 
-    suites: list[str] = field(default_factory=lambda: ["mbpp+"])
+    suites: list[str] = field(default_factory=lambda: ["mbpp+"])  # names, or name@version
     every: int = 50  # evaluate every N optimizer steps (and at step 0 and at the end); 0: only 0 and end
     at_start: bool = True  # False: skip step 0 (the init was measured elsewhere, e.g. by the run it came from)
     # an evals/step-N folder of another run that measured this run's starting weights with these same
@@ -88,8 +88,12 @@ class EvalConfig(EvalOptions):
     max_new_tokens: int = 384
 
     def spec_for(self, suite: str) -> EvalSpec:
-        """The :class:`EvalSpec` of one suite's evaluation."""
-        return EvalSpec(suite=suite, select=dict(self.select.get(suite, {})), **self.options())
+        """The :class:`EvalSpec` of one suite's evaluation (``suite`` as ``eval.suites`` names it: ``name@version`` pins
+        a data version)."""
+        name, _, version = suite.partition("@")
+        return EvalSpec(
+            suite=name, suite_version=version or None, select=dict(self.select.get(suite, {})), **self.options()
+        )
 
 
 @dataclass

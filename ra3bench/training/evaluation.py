@@ -29,6 +29,7 @@ from ra3bench.training.base import EvalConfig
 
 @dataclass
 class SuitePlan:
+    key: str  # as eval.suites names it ("mbpp+", "livecodebench@v6-public")
     suite: Suite
     problems: list[Problem]
     excluded: list[str]  # task ids dropped because the training data holds them
@@ -55,15 +56,13 @@ class EvalSchedule:
             raise UsageError(f"eval.select names {', '.join(unknown)}, which eval.suites does not evaluate")
         for name in config.suites:
             suite = get_suite(name, None, data_dir)
-            problems = suite.problems()
-            if config.select.get(name):
-                problems = suite.select(problems, **config.select[name])
+            problems = suite.selected(**config.select.get(name, {}))
             excluded = [p.task_id for p in problems if p.task_id in training_ids]
             if config.exclude_training_tasks:
                 problems = [p for p in problems if p.task_id not in training_ids]
             if config.limit:
                 problems = problems[: config.limit]
-            self.plans.append(SuitePlan(suite, problems, excluded if config.exclude_training_tasks else []))
+            self.plans.append(SuitePlan(name, suite, problems, excluded if config.exclude_training_tasks else []))
         self._sandbox: Sandbox | None = None
 
     def due(self, step: int) -> bool:
@@ -152,7 +151,7 @@ class EvalSchedule:
             "config": {**self.config.__dict__},
             "suites": {
                 plan.suite.name: {
-                    **selection_record(self.filters(plan.suite.name), plan.problems),
+                    **selection_record(self.filters(plan.key), plan.problems),
                     "excluded_training_tasks": plan.excluded,
                 }
                 for plan in self.plans
@@ -183,7 +182,7 @@ class EvalSchedule:
         """Start the sandbox and compute every suite's expected outputs up front."""
         for plan in self.plans:
             if plan.session is None:
-                spec = self.config.spec_for(plan.suite.name)
+                spec = self.config.spec_for(plan.key)
                 plan.session = Session(spec, suite=plan.suite, problems=plan.problems, sandbox=self.sandbox())
             plan.session.prepare()
 
@@ -202,7 +201,7 @@ class EvalSchedule:
         summaries = []
         for plan in self.plans:
             assert plan.session is not None
-            name = plan.suite.name
+            name = plan.key
             summaries.append(
                 plan.session.evaluate(
                     model,

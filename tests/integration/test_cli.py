@@ -77,7 +77,7 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path):
     )
     one_clear_line(missing, "--data-dir", "RA3BENCH_DATA_DIR")
     one_clear_line(ra3bench("evaluate", "--suite", "humaneval+", "--samples", str(tmp_path / "nope.jsonl")), "nope")
-    for suite in ("livecodebench", "codeforces"):  # no reference solutions: said in one line, no run folder
+    for suite in ("livecodebench@v6-public", "codeforces"):  # no reference solutions: said in one line, no run folder
         out = tmp_path / f"{suite}-reference"
         result = ra3bench("run", "--suite", suite, "--model", "reference", "--out", str(out))
         one_clear_line(result, "no reference solutions", "ra3bench evaluate --samples")

@@ -61,7 +61,7 @@ def _evaluate(sandbox: str, tmp_path: Path) -> dict[str, str]:
     samples.write_text(json.dumps(rows))
     out = tmp_path / f"run-{sandbox}"
     ids = ",".join(r["question_id"] for r in rows)
-    command = [sys.executable, "-m", "ra3bench.cli.main", "evaluate", "--suite", "livecodebench"]
+    command = [sys.executable, "-m", "ra3bench.cli.main", "evaluate", "--suite", "livecodebench@v6-public"]
     command += ["--samples", str(samples), "--tasks", ids, "--sandbox", sandbox, "--no-cache", "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

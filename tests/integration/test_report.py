@@ -64,7 +64,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     rows = [r for r in json.loads(gzip.decompress(LCB_OFFICIAL.read_bytes())) if r["question_id"] in LCB_TASKS]
     (root / "lcb.json").write_text(json.dumps(rows))
     lcb = root / "lcb"
-    check(ra3bench("evaluate", "--suite", "livecodebench", "--samples", str(root / "lcb.json"), "--tasks",
+    check(ra3bench("evaluate", "--suite", "livecodebench@v6-public", "--samples", str(root / "lcb.json"), "--tasks",
                    ",".join(LCB_TASKS), "--sandbox", "local", "--out", str(lcb)))  # fmt: skip
     ntp = training_run(root / "train-ntp", 0.004, 0.9)
     ra3 = training_run(root / "train-ra3", 0.01, 0.95)

@@ -86,7 +86,7 @@ def humaneval(sandbox: Sandbox) -> Judge:
 @pytest.fixture(scope="module")
 def stdin_judges(sandbox: Sandbox) -> dict[str, Judge]:
     return {
-        "livecodebench": _judge("livecodebench", "abc333_a", sandbox),
+        "livecodebench": _judge("livecodebench@v6-public", "abc333_a", sandbox),
         "codeforces": _judge("codeforces", "9/A", sandbox),
     }
 

@@ -31,7 +31,7 @@ from ra3bench.integrations.verl import (
 )
 from ra3bench.prompts import PromptStyle, build_prompt
 
-MBPP, HUMANEVAL, LCB = "ra3bench/mbpp+", "ra3bench/humaneval+@v0.1.9", "ra3bench/livecodebench"
+MBPP, HUMANEVAL, LCB = "ra3bench/mbpp+", "ra3bench/humaneval+@v0.1.9", "ra3bench/livecodebench@v6-public"
 MBPP_TASKS = ["Mbpp/2", "Mbpp/3", "Mbpp/4"]
 LOCAL = {"sandbox": "local", "workers": 2}  # verl's reward_kwargs for the module's own sessions
 KEYS = ["score", "acc", "sandbox_error", "status"]
@@ -322,9 +322,9 @@ SNIPPET = """
 #   data.train_files=data/livecodebench.parquet data.val_files=data/livecodebench.parquet
 from ra3bench.integrations.verl import compute_score, write_parquet
 
-write_parquet("livecodebench", "data/livecodebench.parquet")  # verl's schema; ground_truth = task id
+write_parquet("livecodebench@v6-public", "data/livecodebench.parquet")  # verl's schema; ground_truth = task id
 answer = "```python\\nn = input().strip()\\nprint(n * int(n))\\n```"
-print(compute_score("ra3bench/livecodebench", answer, "abc333_a", sandbox="local"))
+print(compute_score("ra3bench/livecodebench@v6-public", answer, "abc333_a", sandbox="local"))
 # {'score': 1.0, 'acc': 1.0, 'sandbox_error': 0, 'status': 'pass'}
 """
 

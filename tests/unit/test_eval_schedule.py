@@ -34,7 +34,8 @@ def test_select_windows_a_suite_before_the_limit_and_the_manifest_says_so() -> N
 
     from shared_data import DATA_DIR
 
-    config = EvalConfig(suites=["livecodebench"], select={"livecodebench": {"start_date": "2025-01-01"}}, limit=5)
+    lcb = "livecodebench@v6-public"
+    config = EvalConfig(suites=[lcb], select={lcb: {"start_date": "2025-01-01"}}, limit=5)
     schedule = EvalSchedule(config, total_steps=10, training_ids=set(), data_dir=DATA_DIR)
     (plan,) = schedule.plans
     assert len(plan.problems) == 5
@@ -42,4 +43,4 @@ def test_select_windows_a_suite_before_the_limit_and_the_manifest_says_so() -> N
     assert schedule.describe()["suites"]["livecodebench"]["filters"] == {"start_date": "2025-01-01", "limit": 5}
 
     with pytest.raises(UsageError, match=r"eval\.select names mbpp"):
-        EvalSchedule(EvalConfig(suites=["livecodebench"], select={"mbpp": {"start_date": "x"}}), 1, set(), DATA_DIR)
+        EvalSchedule(EvalConfig(suites=[lcb], select={"mbpp": {"start_date": "x"}}), 1, set(), DATA_DIR)

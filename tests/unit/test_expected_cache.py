@@ -92,3 +92,25 @@ def test_a_damaged_cache_is_recomputed(tmp_path):
     first.path.write_bytes(b"garbage")
     load_or_compute(TinySuite([1]), sandbox)
     assert sandbox.jobs == 2
+
+
+def test_the_fingerprint_covers_what_the_data_gives():
+    """A data set's expected outputs, checker and limits key the verdict cache: a change in how a file is
+    read (an output normalised differently, a checker found) never reuses an old verdict."""
+    import dataclasses
+
+    from ra3bench.expected import problem_fingerprint
+    from ra3bench.suites.base import Comparison, Problem, TestGroup
+
+    group = TestGroup("tests", Comparison.STDIN, [["1\n"]], outputs=["1\n"])
+    base = Problem("cf/1", "", "", "", "", {"tests": group}, time_limit_s=2.0)
+    variants = [
+        dataclasses.replace(base, groups={"tests": dataclasses.replace(group, outputs=["1"])}),
+        dataclasses.replace(base, checker="print(1)"),
+        dataclasses.replace(base, time_limit_s=1.0),
+        dataclasses.replace(base, memory_limit_mb=64),
+        dataclasses.replace(base, oracle="tokens_any_case"),
+    ]
+    prints = {problem_fingerprint(p) for p in [base, *variants]}
+    assert len(prints) == 1 + len(variants)
+    assert problem_fingerprint(base) == problem_fingerprint(dataclasses.replace(base))

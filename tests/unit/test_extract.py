@@ -938,7 +938,7 @@ def assert_linear(
     work: Callable[[str], object],
     make: Callable[[int], str],
     n: int = 3_125,
-    limit_s: float = 1.0,
+    limit_s: float | None = 1.0,
     repeats: tuple[int, int] = (3, 1),
 ) -> None:
     """4x the text may take ~4x the time, never the ~16x of a quadratic scan (with 50 ms of slack for
@@ -946,8 +946,9 @@ def assert_linear(
     (the fastest counts) for the ratio, and for the 50,000 characters."""
     small, large = seconds(work, make(n), repeats[0]), seconds(work, make(4 * n), repeats[0])
     assert large < 8 * small + 0.05, f"{n} chars: {small:.4f} s, {4 * n} chars: {large:.4f} s"
-    took = seconds(work, make(50_000), repeats[1])
-    assert took < limit_s, f"50,000 chars: {took:.2f} s"
+    if limit_s is not None:
+        took = seconds(work, make(50_000), repeats[1])
+        assert took < limit_s, f"50,000 chars: {took:.2f} s"
 
 
 @pytest.mark.parametrize("name", ADVERSARIAL)
@@ -1037,11 +1038,12 @@ def test_extraction_parses_at_most_a_budget_linear_in_the_answer(name, task_name
 
 @pytest.mark.parametrize(("name", "task_name"), SLOW_BEFORE)
 def test_extraction_of_adversarial_answers_is_linear(name, task_name):
-    """Up to 25 s before at 50,000 characters; now under 1 s on an idle 2-core machine (the fastest of
-    two runs must stay under 2 s on a busy one)."""
+    """Up to 25 s before at 50,000 characters; now under 1 s on an idle 2-core machine. Only the growth is
+    asserted here (a wall-clock bound failed a loaded CI machine); the deterministic bound is
+    test_extraction_parses_at_most_a_budget_linear_in_the_answer, the timing benchmarks/extract_speed.py."""
     style, task = TASKS[task_name]
     work = lambda text: extract_program(text, task, style)  # noqa: E731
-    assert_linear(work, SALVAGE_ADVERSARIAL[name], limit_s=2.0, repeats=(2, 2))
+    assert_linear(work, SALVAGE_ADVERSARIAL[name], limit_s=None, repeats=(2, 2))
 
 
 def test_a_long_answer_still_gets_salvaged():

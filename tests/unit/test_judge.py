@@ -95,3 +95,24 @@ def test_a_timeout_while_loading_reruns_the_whole_job() -> None:
     job = Job(program="p", entry_point="f", calls=[[0], [1]], time_limits_s=[1.0, 1.0])
     loading = JobResult(load=CallResult(CallStatus.TIMEOUT))
     assert rerun_job(job, loading) == (job, [0, 1])
+
+
+# --- a data set's checker, as open-r1's runner calls it ------------------------------------------
+
+
+def test_the_checker_accepts_what_open_r1_accepts():
+    from ra3bench.judge import checker_verdicts
+
+    said = ["1", " 1 \n", "100\n", "0", "10", "1 1", "ok"]
+    result = JobResult(load=CallResult(CallStatus.OK), calls=[CallResult(CallStatus.OK, value=text) for text in said])
+    verdicts = checker_verdicts(list(range(len(said))), result)
+    assert [verdicts[i] == "" for i in range(len(said))] == [True, True, True, False, False, False, False]
+    assert "it printed '0'" in verdicts[3] or "it printed 0" in verdicts[3]
+
+
+def test_the_checker_reads_the_output_without_empty_lines():
+    from ra3bench.judge import without_blank_lines
+
+    assert without_blank_lines("3\n\n1 2 3\n\n") == "3\n1 2 3\n"
+    assert without_blank_lines("a\n \n\r\nb") == "a\n \n\r\nb"  # sed '/^$/d' keeps spaces and a lone CR
+    assert without_blank_lines("") == "" and without_blank_lines("x") == "x"

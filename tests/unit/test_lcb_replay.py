@@ -68,7 +68,7 @@ def test_official_file_replays_on_the_suite(monkeypatch: pytest.MonkeyPatch, cap
         pytest.skip(f"{path} not here (set RA3BENCH_DATA_DIR)")
     monkeypatch.setenv("RA3BENCH_DATA_DIR", str(DATA_DIR))
     monkeypatch.setenv("RA3BENCH_OFFLINE", "1")
-    suite = get_suite("livecodebench")
+    suite = get_suite("livecodebench", "v6-public")
     backend = ReplayBackend(path)
     assert len(backend.records) == 880
     samples = list(backend.samples(suite, suite.problems(), None))

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("offline_data")
 
 @pytest.fixture(scope="module")
 def lcb(offline_data: None) -> LiveCodeBenchSuite:
-    suite = get_suite("livecodebench")
+    suite = get_suite("livecodebench", "v6-public")
     assert isinstance(suite, LiveCodeBenchSuite)
     if not (DATA_DIR / suite.data_file.subdir / suite.data_file.filename).is_file():
         pytest.skip(f"{suite.data_file.filename} not in {DATA_DIR} (set RA3BENCH_DATA_DIR)")
@@ -360,7 +360,7 @@ def test_a_test_of_the_wrong_kind_is_a_data_error() -> None:
 def test_missing_data_says_to_use_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RA3BENCH_OFFLINE", "0")  # even with downloads allowed, there is nothing to download
     monkeypatch.setenv("RA3BENCH_CACHE_DIR", str(tmp_path / "cache"))
-    suite = get_suite("livecodebench", data_dir=tmp_path)
+    suite = get_suite("livecodebench", "v6-public", data_dir=tmp_path)
     with pytest.raises(DataNotFoundError) as info:
         suite.problems()
     text = one_line(info)
@@ -410,7 +410,7 @@ def test_cli_flags_reach_select_and_the_manifest_record(lcb: LiveCodeBenchSuite)
     )
     filters = selection_filters(args)
     assert filters == {"release": "release_v5", "start_date": "2024-01-01", "platform": "leetcode"}
-    problems = EvalSpec(suite="livecodebench", select=filters).problems_of(lcb)
+    problems = EvalSpec(suite="livecodebench", suite_version="v6-public", select=filters).problems_of(lcb)
     assert problems and all(p.metadata["platform"] == "leetcode" for p in problems)
     record = selection_record(filters, problems)
     ids = sorted(p.task_id for p in problems)
