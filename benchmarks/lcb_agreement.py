@@ -164,7 +164,18 @@ def likely_cause(entry: dict, problem: Any, verdict: dict) -> str:
 
 
 def evaluate_command(samples: Path, out: Path, sandbox: str, workers: int, cache: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "ra3bench", "evaluate", "--suite", "livecodebench", "--samples", str(samples)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ra3bench",
+        "evaluate",
+        "--suite",
+        "livecodebench",
+        "--suite-version",
+        "v6-public",
+        "--samples",
+        str(samples),
+    ]
     cmd += ["--sandbox", sandbox, "--no-fail-fast", "--workers", str(workers), "--out", str(out)]
     return cmd + ([] if cache else ["--no-cache"])
 
@@ -443,7 +454,7 @@ def main() -> None:
     os.environ["RA3BENCH_DATA_DIR"] = str(data_dir)
     from ra3bench.suites import get_suite
 
-    problems = {p.task_id: p for p in get_suite("livecodebench").all_problems()}
+    problems = {p.task_id: p for p in get_suite("livecodebench", "v6-public").all_problems()}
     if args.report_only:
         if args.work is None:
             raise SystemExit("--report-only needs --work")

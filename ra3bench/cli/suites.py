@@ -30,22 +30,34 @@ def register(commands: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     import os
 
+    was = os.environ.get("RA3BENCH_OFFLINE")
+    os.environ.setdefault("RA3BENCH_OFFLINE", "1")  # listing must not download
+    try:
+        rows = _rows(args.data_dir)
+    finally:  # called in-process (a test, a notebook): leave the environment as it was
+        if was is None:
+            os.environ.pop("RA3BENCH_OFFLINE", None)
+    print(tabulate(rows, headers=["suite", "version", "problems", "tests", "groups", "data here"], tablefmt="github"))
+    print("where each file would come from: `ra3bench data where`; fetch ahead: `ra3bench data fetch SUITE`")
+    return 0
+
+
+def _rows(data_dir) -> list[list]:
     from ra3bench.errors import Ra3benchError
     from ra3bench.suites import SUITES
     from ra3bench.suites.data import source_of
 
-    os.environ.setdefault("RA3BENCH_OFFLINE", "1")  # listing must not download
     rows = []
     for name in SUITES.names():
         cls = SUITES.get(name)
         for version in cls.versions:
-            suite = cls(version, args.data_dir)
+            suite = cls(version, data_dir)
             default = " (default)" if version == cls.default_version else ""
             groups = "/".join(suite.group_names)
-            sources = {source_of(f, args.data_dir).split(":")[0] for f in suite.data_files}
+            sources = {source_of(f, data_dir).split(":")[0] for f in suite.data_files}
             if any(f.hub is not None for f in suite.data_files):
                 # Hub versions are large (LiveCodeBench: 4.5 GB): said, not read, here
-                where = "yes" if sources == {"here"} else f"no: {sources_line(suite, args.data_dir)}"
+                where = "yes" if sources == {"here"} else f"no: {sources_line(suite, data_dir)}"
                 rows.append(
                     [name, version + default, f"{suite.n_problems():,}", "(official: not read here)", groups, where]
                 )
@@ -57,9 +69,7 @@ def handle(args: argparse.Namespace) -> int:
             except Ra3benchError as exc:
                 reason = type(exc).__name__.replace("Error", "")
                 rows.append([name, version + default, "?", "?", groups, f"no ({reason})"])
-    print(tabulate(rows, headers=["suite", "version", "problems", "tests", "groups", "data here"], tablefmt="github"))
-    print("where each file would come from: `ra3bench data where`; fetch ahead: `ra3bench data fetch SUITE`")
-    return 0
+    return rows
 
 
 def sources_line(suite, data_dir) -> str:

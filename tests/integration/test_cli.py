@@ -47,9 +47,19 @@ def one_clear_line(result: subprocess.CompletedProcess, *fragments: str) -> None
 def test_suites_lists_all_six_with_their_data(tmp_path):
     out = ra3bench("suites", check=True).stdout
     names = ("humaneval ", "humaneval+", "mbpp ", "mbpp+", "livecodebench", "codeforces")
-    for name in (*names, "v0.1.10 (default)", "v0.1.9", "v0.2.0", "v6-public (default)", "cf300 (default)"):
+    for name in (
+        *names,
+        "v0.1.10 (default)",
+        "v0.1.9",
+        "v0.2.0",
+        "release_v6 (default)",
+        "v6-public",
+        "cf300 (default)",
+    ):
         assert name in out
     assert "1570 base + 122683 plus" in out and "1174 base + 39841 plus" in out
+    # the official LiveCodeBench files are on the Hub, not here: said, and how to get them
+    assert "6 of 6 file(s) from livecodebench/code_generation_lite@0fe84c3 (`ra3bench data fetch`)" in out
 
 
 def test_help_of_every_command_ends_with_examples():

@@ -212,6 +212,7 @@ def test_data_fetch_takes_only_what_a_release_needs_and_data_where_says_so(tmp_p
     monkeypatch.setitem(LiveCodeBenchSuite.versions, "release_v6", files)
     monkeypatch.setenv("RA3BENCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("RA3BENCH_DATA_DIR", raising=False)
+    monkeypatch.delenv("RA3BENCH_OFFLINE", raising=False)  # restored after: `suites` must leave it as it was
     repo = {HUB_REPO: {commit: {name: data[n] for n, (name, _, _) in enumerate(HUB_FILES, start=1)}}}
     with FakeHub(repo) as hub:
         use_fake_hub(monkeypatch, hub.url, tmp_path / "hf")
@@ -228,3 +229,4 @@ def test_data_fetch_takes_only_what_a_release_needs_and_data_where_says_so(tmp_p
         assert after["test6.jsonl"].startswith("here: ") and after["test5.jsonl"].startswith("hub: ")
         assert main(["suites"]) == 0
         assert "5 of 6 file(s) from livecodebench/code_generation_lite@3333333" in capsys.readouterr().out
+        assert "RA3BENCH_OFFLINE" not in os.environ
