@@ -6,22 +6,20 @@ reference solution on each input, together with its runtime; per-test time limit
 turned into plain calls here: the test program runs against the reference with every call
 to the entry point recorded (arguments, value, time).
 
-The cache file is keyed by suite, version, data sha256, harness version and Python
-version, and its own sha256 goes into every run manifest.
+The store (``expected_store``: one record per problem) is keyed by suite, version, data sha256,
+harness version and Python version; the digest of the records a run used goes into its manifest.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-import os
-import platform
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ra3bench.expected_store import ExpectedStore, selection_digest
 from ra3bench.paths import cache_root
 from ra3bench.progress import progress_bar
 from ra3bench.sandbox.base import CallStatus, Job, Limits, Sandbox
@@ -129,36 +127,46 @@ def problem_fingerprint(problem: Problem) -> str:
 def load_or_compute(
     suite: Suite, sandbox: Sandbox, problems: list[Problem] | None = None, *, limits: Limits | None = None
 ) -> Expectations:
-    """Expected outputs for ``problems`` (default: all), from the cache or computed now.
+    """Expected outputs for ``problems`` (default: all), from the store or computed now.
 
-    The cache holds whole suites; a partial computation (``--limit``) is stored too and
-    extended later, so a quick run never pays for the whole suite.
+    The store keeps one record per problem (``expected_store``): only the problems asked are read
+    or computed, so `--limit 1` pays for one problem, and a partial computation is extended later.
+    A record counts only if it was computed for the same problem content (its fingerprint).
+    ``sha256`` is the digest of the records used (what the manifest names).
     """
     key = expectations_key(suite)
-    path = cache_root() / "expected" / f"{key}.json.gz"
+    path = cache_root() / "expected" / f"{key}.sqlite"
     wanted = problems if problems is not None else suite.problems()
     by_id = {p.task_id: p for p in wanted}
     given = {p.task_id: from_data(p) for p in wanted if all(g.outputs is not None for g in p.groups.values())}
     wanted = [p for p in wanted if p.task_id not in given]
     given_prints = {task_id: problem_fingerprint(by_id[task_id]) for task_id in given}
-    if not wanted:  # every expected output comes from the data: nothing to run, nothing to cache
+    if not wanted:  # every expected output comes from the data: nothing to run, nothing to store
         return Expectations(key=key, path=None, sha256="", tasks=given, fingerprints=given_prints)
-    tasks: dict[str, dict[str, GroupExpectation]] = {}
-    fingerprints: dict[str, str] = {}
-    if path.exists():
-        try:
-            tasks, fingerprints = _decode_cache(json.loads(gzip.decompress(path.read_bytes())))
-        except (OSError, ValueError, KeyError, TypeError):
-            tasks, fingerprints = {}, {}  # a damaged cache is recomputed, never trusted
+    store = ExpectedStore(path)
     current = {p.task_id: problem_fingerprint(p) for p in wanted}
-    missing = [p for p in wanted if p.task_id not in tasks or fingerprints.get(p.task_id) != current[p.task_id]]
+    stored = store.load(current)
+    tasks: dict[str, dict[str, GroupExpectation]] = {}
+    digests: dict[str, str] = {}
+    for task_id, (fingerprint, groups, digest) in stored.items():
+        if fingerprint == current[task_id]:
+            try:
+                tasks[task_id] = {name: GroupExpectation(**g) for name, g in groups.items()}
+                digests[task_id] = digest
+            except TypeError:
+                pass  # a record of another shape: recomputed
+    missing = [p for p in wanted if p.task_id not in tasks]
     if missing:
-        tasks.update(compute(missing, sandbox, limits=limits))
-        fingerprints.update({p.task_id: current[p.task_id] for p in missing})
-        _write_cache(path, tasks, fingerprints)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+        computed = compute(missing, sandbox, limits=limits)
+        records = {task_id: (current[task_id], _encode_groups(groups)) for task_id, groups in computed.items()}
+        digests.update(store.save(records))
+        tasks.update(computed)
     return Expectations(
-        key=key, path=path, sha256=sha, tasks={**tasks, **given}, fingerprints={**fingerprints, **given_prints}
+        key=key,
+        path=path,
+        sha256=selection_digest(digests),
+        tasks={**tasks, **given},
+        fingerprints={**{t: current[t] for t in tasks}, **given_prints},
     )
 
 
@@ -251,37 +259,14 @@ def _expectation_from(problem: Problem, group_name: str, job: Job, result) -> Gr
     )
 
 
-def _encode_cache(tasks: dict[str, dict[str, GroupExpectation]], fingerprints: dict[str, str]) -> dict:
+def _encode_groups(groups: dict[str, GroupExpectation]) -> dict:
     return {
-        "python": platform.python_version(),
-        "harness": HARNESS_VERSION,
-        "fingerprints": fingerprints,
-        "tasks": {
-            task: {
-                name: {
-                    "args": g.args,
-                    "outputs": g.outputs,
-                    "times_s": g.times_s,
-                    "statuses": g.statuses,
-                    "problem_note": g.problem_note,
-                }
-                for name, g in groups.items()
-            }
-            for task, groups in tasks.items()
-        },
+        name: {
+            "args": g.args,
+            "outputs": g.outputs,
+            "times_s": g.times_s,
+            "statuses": g.statuses,
+            "problem_note": g.problem_note,
+        }
+        for name, g in groups.items()
     }
-
-
-def _decode_cache(data: dict) -> tuple[dict[str, dict[str, GroupExpectation]], dict[str, str]]:
-    tasks = {
-        task: {name: GroupExpectation(**g) for name, g in groups.items()} for task, groups in data["tasks"].items()
-    }
-    return tasks, data["fingerprints"]
-
-
-def _write_cache(path: Path, tasks: dict[str, dict[str, GroupExpectation]], fingerprints: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    payload = json.dumps(_encode_cache(tasks, fingerprints), separators=(",", ":")).encode()
-    tmp.write_bytes(gzip.compress(payload, compresslevel=1, mtime=0))  # level 9 took 40 s on HumanEval+
-    os.replace(tmp, path)

@@ -47,6 +47,10 @@ class EvalSettings:
     max_timeouts: int = 3
     failed_group_budget_s: float = 60.0
     timeout_reruns: int = 1  # a timeout is re-run this many times before it is final
+    # ... but only where load could explain it: a test whose limit is within this many times the
+    # reference's own time (or whose reference time is unknown: outputs given by the data). A
+    # 1 s limit on a 20 us reference call is an infinite loop, not a busy machine.
+    rerun_margin: float = 50.0
     sandbox_retries: int = 2  # an infrastructure fault is retried this many times
 
     def describe(self) -> dict:
@@ -57,6 +61,10 @@ class EvalSettings:
             **({} if self.fail_fast else {"max_timeouts": self.max_timeouts}),
             **({} if self.fail_fast else {"failed_group_budget_s": self.failed_group_budget_s}),
             "timeout_reruns": self.timeout_reruns,
+            "timeout_rerun_rule": (
+                f"only timed-out tests whose limit is within {self.rerun_margin:g}x the reference's time "
+                "(or that have no reference time), stopping at the first repeated timeout"
+            ),
             "problem_memory_limit": f"RLIMIT_AS = the problem's memory limit + {MEMORY_HEADROOM_MB} MB (interpreter)",
             "sandbox_retries": self.sandbox_retries,
         }
@@ -153,6 +161,9 @@ class Evaluator:
         reruns = self.settings.timeout_reruns
         while verdict.status is Status.TIMEOUT and reruns > 0:
             reruns -= 1
+            if not self._worth_rerunning(expected, job, result):
+                verdict.detail = (verdict.detail + " (not re-run: far beyond the reference's time)")[:2000]
+                break
             sub, redo = rerun_job(job, result)
             again, sub_result = self._attempt(problem, name, expected, sub, judge=False)
             if sub_result.sandbox_error:
@@ -163,6 +174,20 @@ class Evaluator:
                 flaky = True
             verdict = again
         return verdict, flaky, result.output
+
+    def _worth_rerunning(self, expected, job: Job, result: JobResult) -> bool:
+        """Whether a busy machine could explain the timeout: some timed-out test (or a timeout while
+        loading) has a limit within ``rerun_margin`` x its reference time, or no reference time."""
+        timed_out = [i for i, call in enumerate(result.calls) if call.status is CallStatus.TIMEOUT]
+        if result.load.status is not CallStatus.OK or not timed_out:
+            return True  # the load or a test program (REPLAY) timed out: nothing to weigh it against
+        margin = self.settings.rerun_margin
+        for i in timed_out:
+            reference = expected.times_s[i] if i < len(expected.times_s) else 0.0
+            limit = job.time_limits_s[i] if i < len(job.time_limits_s) else 0.0
+            if reference <= 0.0 or limit <= margin * reference:
+                return True
+        return False
 
     def _attempt(self, problem, name, expected, job, judge: bool = True) -> tuple[GroupVerdict | None, JobResult]:
         """Run ``job``, retrying infrastructure faults; judge it unless it is a partial rerun."""

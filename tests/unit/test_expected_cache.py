@@ -114,3 +114,29 @@ def test_the_fingerprint_covers_what_the_data_gives():
     prints = {problem_fingerprint(p) for p in [base, *variants]}
     assert len(prints) == 1 + len(variants)
     assert problem_fingerprint(base) == problem_fingerprint(dataclasses.replace(base))
+
+
+def test_the_cache_follows_xdg_cache_home(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from ra3bench.paths import cache_root
+
+    monkeypatch.delenv("RA3BENCH_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "ra3bench"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # ignored, as the XDG spec says
+    assert cache_root() == Path.home() / ".cache" / "ra3bench"
+    monkeypatch.setenv("RA3BENCH_CACHE_DIR", str(tmp_path / "own"))
+    assert cache_root() == tmp_path / "own"
+
+
+def test_only_the_problems_asked_are_read_or_computed():
+    """The store holds one record per problem: a run of one task reads one record, a later run of more
+    computes only the new ones, and the digest names exactly the records a run used."""
+    sandbox = CountingSandbox()
+    one = load_or_compute(TinySuite([1, 2, 3]), sandbox, TinySuite([1, 2, 3]).problems()[:1])
+    assert sandbox.jobs == 1 and set(one.tasks) == {"t/0"}
+    three = load_or_compute(TinySuite([1, 2, 3]), sandbox)
+    assert sandbox.jobs == 3 and set(three.tasks) == {"t/0", "t/1", "t/2"}
+    again = load_or_compute(TinySuite([1, 2, 3]), sandbox, TinySuite([1, 2, 3]).problems()[:1])
+    assert sandbox.jobs == 3 and again.sha256 == one.sha256 != three.sha256
