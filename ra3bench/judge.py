@@ -231,8 +231,17 @@ def _judge_group(
     comparison = problem.groups[group].comparison
     first: tuple[int, Status, str] | None = None  # the first failed test decides the status
     passed = 0
+    # Exact VALUES tests: a value whose encoding equals the expected one passes at once (what
+    # _compare would decide first, without its calls); anything else goes the whole way.
+    equal_passes = comparison is Comparison.VALUES and problem.oracle is None and accepted is None
+    outputs = expected.outputs
     for i in range(n):
         call = calls[i] if i < len(calls) else None
+        if equal_passes and call is not None and call.status is CallStatus.OK:
+            value = call.value
+            if not is_digest_claim(value) and value == outputs[i] and expected.nan_free(i):
+                passed += 1
+                continue
         if accepted is not None and i in accepted and call is not None and call.status is CallStatus.OK:
             status, detail = (Status.PASS, "") if not accepted[i] else (Status.FAIL, accepted[i])
         else:

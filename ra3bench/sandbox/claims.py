@@ -34,6 +34,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _HEX_INT = re.compile(r"-?0x[0-9a-f]+")
 _HEX_BYTES = re.compile(r"(?:[0-9a-f]{2})*")
 _FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_INF = math.inf
 _STATUSES = {s.value: s for s in CallStatus}
 _CALL_STATUSES = frozenset({"ok", "error", "timeout", "memory", "missing"})
 _LOAD_STATUSES = frozenset({"ok", "error", "timeout", "memory", "syntax"})
@@ -217,18 +218,19 @@ def _parse_result(data: Any, n_calls: int | None) -> JobResult:
 
 
 def _call(data: Any, statuses: frozenset[str], what: str) -> CallResult:
+    """One call's result. Once per test: ``_seconds`` and ``_text`` inline, messages made only on failure."""
     if type(data) is not dict:
         raise MalformedClaim(f"{what} is not an object")
     status = data.get("status")
     if type(status) is not str or status not in statuses:
         raise MalformedClaim(f"{what} has a bad status")
-    value = data.get("value")
-    return CallResult(
-        status=_STATUSES[status],
-        value=value if status == "ok" else None,
-        time_s=_seconds(data.get("time_s", 0.0), f"{what} time_s"),
-        error=_text(data.get("error", ""), f"{what} error"),
-    )
+    time_s = data.get("time_s", 0.0)
+    if type(time_s) is not float or not 0.0 <= time_s < _INF:  # else a finite, non-negative float already
+        time_s = _seconds(time_s, f"{what} time_s")
+    error = data.get("error", "")
+    if type(error) is not str:
+        raise MalformedClaim(f"{what} error is not text")
+    return CallResult(_STATUSES[status], data.get("value") if status == "ok" else None, time_s, error[:MAX_TEXT])
 
 
 def _recorded(data: Any) -> RecordedCall:

@@ -108,6 +108,8 @@ def item_budget(items: list, done: int, job: dict) -> float:
     if done >= len(items):
         return GRACE_S
     item = items[done]
+    if type(item) is int:  # a call: the common case, once per frame
+        return float(job["time_limits_s"][item]) + GRACE_S
     extra = SCRIPT_EXTRA_S if item == "script" else 0.0
     return item_limit(job, item) + extra + GRACE_S
 

@@ -41,10 +41,15 @@ HARNESS_MODULES = ("frames", "jobs", "protocol", "reaper", "runner", "server", "
 # Bound before any program runs, so that monkeypatching os/time/json/signal in the program
 # does not change what the harness writes.
 _os_write = os.write
+_getpid = os.getpid
 _perf = time.perf_counter
 _setitimer = signal.setitimer
+_SIGALRM = signal.SIGALRM
+_ITIMER_REAL = signal.ITIMER_REAL
 # signal.signal is a Python wrapper that converts enums (~10 us); the C function is what we need.
 _set_handler = getattr(signal, "_signal", signal).signal
+# The handler Python has on record (no system call): re-installed only when the program changed it.
+_get_handler = getattr(signal, "_signal", signal).getsignal
 _encoder = protocol.VALUE_ENCODER
 _value_digest = protocol.value_digest
 _encode_value = protocol.encode_value
@@ -69,17 +74,23 @@ def on_alarm(signum: int, frame: Any) -> None:
         raise _Timeout
 
 
-def _limited(fn: Any, seconds: float) -> Any:
-    """Run ``fn()`` under an ITIMER_REAL of ``seconds``; raises _Timeout when it fires."""
-    _set_handler(signal.SIGALRM, on_alarm)  # again: the program may have replaced it
+def _limited(fn: Any, seconds: float, *args: Any) -> Any:
+    """Run ``fn(*args)`` under an ITIMER_REAL of ``seconds``; raises _Timeout when it fires."""
+    if _get_handler(_SIGALRM) is not on_alarm:  # the program replaced it (signal.signal)
+        _set_handler(_SIGALRM, on_alarm)
     _Clock.fired = False
     _Clock.armed = True
-    _setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+    _setitimer(_ITIMER_REAL, seconds if seconds > 0.001 else 0.001)
     try:
-        return fn()
+        return fn(*args)
     finally:
-        _setitimer(signal.ITIMER_REAL, 0)
+        _setitimer(_ITIMER_REAL, 0)
         _Clock.armed = False
+
+
+def _encode_text(value: Any) -> str:
+    """The JSON text of a return value (run under the call's timer)."""
+    return _encoder.encode(_encode_value(value))
 
 
 def _describe(exc: BaseException, seconds: float = 1.0) -> str:
@@ -126,25 +137,28 @@ class Child:
         self.send_text(f'{{"k":"call","i":{i},"status":"ok","time_s":{elapsed!r},"error":"","value":{raw_value}}}')
 
     def send_text(self, text: str) -> None:
-        if os.getpid() != self.pid:  # a fork of the harness made by the program: say nothing
+        if _getpid() != self.pid:  # a fork of the harness made by the program: say nothing
             os._exit(0)
         data = text.encode()
-        view = memoryview(len(data).to_bytes(4, "big") + data)
-        while view:
-            view = view[_os_write(self.wfd, view) :]
+        data = len(data).to_bytes(4, "big") + data
+        written = _os_write(self.wfd, data)
+        if written < len(data):  # a large frame: the pipe takes it in parts
+            view = memoryview(data)[written:]
+            while view:
+                view = view[_os_write(self.wfd, view) :]
 
-    def run_program_step(self, fn: Any, seconds: float) -> tuple[Any, BaseException | None, float]:
-        """Run program code under the timer; returns (value, exception, seconds)."""
+    def run_program_step(self, fn: Any, seconds: float, *args: Any) -> tuple[Any, BaseException | None, float]:
+        """Run program code, ``fn(*args)``, under the timer; returns (value, exception, seconds)."""
         self.builtins.to_program()
         t0 = _perf()
         try:
-            value = _limited(fn, seconds)
+            value = _limited(fn, seconds, *args)
             exc = None
         except BaseException as caught:  # SystemExit included: exit(0) is an error
             value, exc = None, caught
         elapsed = _perf() - t0
         self.builtins.to_harness()
-        if os.getpid() != self.pid:
+        if _getpid() != self.pid:
             os._exit(0)
         if _Clock.fired or (exc is None and elapsed > seconds + 0.05):
             exc = _Timeout()  # the program swallowed the timer, or turned it off
@@ -157,7 +171,7 @@ class Child:
         on the call's own clock, so it costs the program its time, never more than its limit.
         """
         try:
-            text = _limited(lambda: _encoder.encode(_encode_value(value)), max(budget, 0.001))
+            text = _limited(_encode_text, budget, value)
         except _Timeout:
             return "timeout", "time limit exceeded while encoding the return value"
         except MemoryError:
@@ -175,7 +189,7 @@ class Child:
         value share one limit, and the seconds reported cover both (the reference run's times
         calibrate the limits, so they must measure what the limit bounds)."""
         t0 = _perf()
-        value, exc, elapsed = self.run_program_step(lambda: fn(*args), limit)
+        value, exc, elapsed = self.run_program_step(fn, limit, *args)
         if exc is not None:
             status, error = _classify(exc, limit - elapsed)
             return status, error, _perf() - t0

@@ -72,6 +72,8 @@ CHILD_ENV = {
     "MKL_NUM_THREADS": "1",
 }
 EXIT_TAINTED = 3  # the server's exit code when a job left it unfit to serve another
+LINGER_S = 0.0005  # the longest pause between reads while a child answers calls fast
+LINGER_FRAMES = 4  # pause only if about this many frames would come meanwhile
 
 _perf = time.perf_counter
 _log = reaper.log
@@ -278,15 +280,21 @@ class Server:
             poller.register(pidfd, select.POLLIN)
         max_frame = 2 * int(job["limits"]["value_bytes"]) + frames.FRAME_SLACK
         buf = bytearray()
-        deadline = _perf() + SETUP_S
+        last_read = _perf()
+        deadline = last_read + SETUP_S
         exited = eof = more = False
+        linger = 0.0
         try:
             while len(run.frames) < len(items) and not run.reason:
                 timeout = deadline - _perf()
                 if timeout <= 0:
                     run.reason = "deadline"
                     break
-                if not more:  # else: data is waiting in the pipe, read it first
+                if not more and linger > 0.0:  # frames come fast: let some gather rather than wake for each
+                    time.sleep(min(linger, timeout))
+                    events = poller.poll(0)
+                    exited = exited or any(fd == pidfd for fd, _ in events)
+                elif not more:  # else: data is waiting in the pipe, read it first
                     events = poller.poll(min(timeout, 0.05 if pidfd < 0 else timeout) * 1000 + 1)
                     exited = exited or any(fd == pidfd for fd, _ in events)
                     if pidfd < 0 and not exited:  # no pidfd (Linux < 5.3): look it up
@@ -295,12 +303,15 @@ class Server:
                 at_end, more = frames.drain(rfd, buf, max_frame + 8)
                 read_t = _perf()
                 eof = eof or at_end
+                pos = 0  # frames are read in place; what was read is dropped once, after the loop
+                before = len(run.frames)
                 while not run.reason and len(run.frames) < len(items):
                     was_ready = run.ready
                     try:
-                        got = frames.next_frame(buf, max_frame)
+                        got = frames.frame_at(buf, pos, max_frame)
                         if got is None:
                             break
+                        pos += 4 + got[1]
                         problem = frames.accept(run, got[0], got[1], items, job, read_t)
                     except Exception as exc:  # whatever the bytes: the program's failure, never ours
                         problem = f"{type(exc).__name__}: {exc}"[:200]
@@ -310,7 +321,13 @@ class Server:
                     self.program_ran = self.program_ran or run.ready
                     if was_ready and self._finished(run, job, stop):
                         items = items[: len(run.frames)]
+                linger = 0.0
+                if pos:  # frames were read: the next item's deadline counts from now
                     deadline = read_t + jobs.item_budget(items, len(run.frames), job)
+                    del buf[:pos]
+                    remaining = len(items) - len(run.frames)
+                    linger = _linger(read_t - last_read, len(run.frames) - before, remaining, pidfd, buf)
+                    last_read = read_t
                 if (exited or eof) and not more and not run.reason and len(run.frames) < len(items):
                     run.reason = "exited"
         finally:
@@ -342,6 +359,26 @@ class Server:
         if self.reaper.sweep():  # nothing of the job is left: the next child (a reload, a test) may be forked
             self.zygote.prepare()
         return ended
+
+
+def _linger(since_last: float, new_frames: int, remaining: int, pidfd: int, buf: bytearray) -> float:
+    """How long to let frames gather before the next read: 0 (wake at the next frame) unless they come fast.
+
+    A child that answers a call every few microseconds would otherwise wake the server once per
+    frame, and each wake-up (poll, read, two context switches) costs more than checking the frame.
+    The server's clock reads a frame at most ``LINGER_S`` late, far inside every slack it applies
+    (``frames.TIMEOUT_SLACK_S``, ``frames.OVERRUN_S``); a deadline is never passed (the pause
+    stops at it), a child that ends is seen at the end of the pause, and the pause covers at most
+    the time the remaining calls but the last are expected to take, so the job's last answer is read
+    when it comes. No pause while a frame is incomplete (a large value: the child may be waiting
+    for the pipe to drain) or without a pidfd.
+    """
+    if new_frames <= 0 or remaining < 2 or pidfd < 0 or buf:
+        return 0.0
+    per_item = since_last / new_frames
+    if per_item * LINGER_FRAMES > LINGER_S:
+        return 0.0
+    return min(LINGER_S, per_item * (remaining - 1))
 
 
 # --------------------------------------------------------------------------- main

@@ -32,6 +32,8 @@ class Output:
             self.flush()
 
     def flush(self) -> None:
+        if not self.pending:  # after every call: mostly nothing was printed
+            return
         data, self.pending = bytes(self.pending), bytearray()
         try:
             while data:
