@@ -264,8 +264,7 @@ class Session:
             problems = [p for p in problems if p.task_id in covered]
             n = 0
         self.open()
-        full = problems == self.problems
-        expectations = self.expectations() if full or self._expectations else self.expectations(problems)
+        expectations = self.expectations(problems)  # the session's (stored) when it covers them
         folder = RunFolder(Path(out) if out else default_run_dir(self.suite.name, backend.run_name()))
         folder.open(self.manifest(backend, n, problems, expectations, extra))
         generated = samples is None

@@ -54,10 +54,10 @@ def _rows(data_dir) -> list[list]:
             suite = cls(version, data_dir)
             default = " (default)" if version == cls.default_version else ""
             groups = "/".join(suite.group_names)
-            sources = {source_of(f, data_dir).split(":")[0] for f in suite.data_files}
             if any(f.hub is not None for f in suite.data_files):
                 # Hub versions are large (LiveCodeBench: 4.5 GB): said, not read, here
-                where = "yes" if sources == {"here"} else f"no: {sources_line(suite, data_dir)}"
+                missing = sum(1 for f in suite.data_files if not source_of(f, data_dir).startswith("here"))
+                where = f"no: {fetch_line(suite, missing)}" if missing else "yes"
                 rows.append(
                     [name, version + default, f"{suite.n_problems():,}", "(official: not read here)", groups, where]
                 )
@@ -72,17 +72,10 @@ def _rows(data_dir) -> list[list]:
     return rows
 
 
-def sources_line(suite, data_dir) -> str:
+def fetch_line(suite, missing: int) -> str:
     """What a fetch of a Hub version would read, in a few words."""
     hub = suite.data_file.hub
-    missing = sum(1 for f in suite.data_files if not _here(f, data_dir))
     return f"{missing} of {len(suite.data_files)} file(s) from {hub.repo_id}@{hub.revision[:7]} (`ra3bench data fetch`)"
-
-
-def _here(data_file, data_dir) -> bool:
-    from ra3bench.suites.data import source_of
-
-    return source_of(data_file, data_dir).startswith("here")
 
 
 def _group_tests(problems: list, group: str) -> str:

@@ -183,9 +183,7 @@ def _verified(path: Path, expected: str, data_file: DataFile, cached: bool) -> P
                 f"{path}: {data_file.hub.repo_id} is pinned by revision ({data_file.hub.revision[:12]}) only, and its "
                 f"sha256 is not known here yet: fetch it from the Hub once (`ra3bench data fetch`), which records it"
             )
-        actual = hub.sha256_of(path)  # remembered per (path, size, mtime): the official files reach 1.25 GB
-    else:
-        actual = sha256_file(path)
+    actual = sha256_of_located(data_file, path)
     if actual != expected:
         raise _integrity_error(path, expected, actual, data_file, cached)
     return path
@@ -295,7 +293,8 @@ def source_of(data_file: DataFile, data_dir: Path | None) -> str:
 
 
 def sha256_of_located(data_file: DataFile, path: Path) -> str:
-    """The sha256 of a file :func:`locate` returned (remembered for the large Hub files)."""
+    """The sha256 of a file :func:`locate` returned (remembered per path, size and mtime for the Hub
+    files: the official LiveCodeBench files reach 1.25 GB)."""
     if data_file.hub is not None:
         from ra3bench.suites import hub
 
