@@ -17,6 +17,7 @@ import copy
 import json
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -96,7 +97,28 @@ def group_job(
         failed_budget_s=0.0 if fail_fast else failed_budget_s,
         limits=limits,
         digest_calls=sorted(expected.digests(limits.digest_min_bytes)) if exact else [],
+        answer_fails=answer_check(problem, group, expected, limits.digest_min_bytes) if fail_fast else None,
     )
+
+
+def answer_check(
+    problem: Problem, group: str, expected: GroupExpectation, digest_min_bytes: int
+) -> Callable[[int, CallResult], bool] | None:
+    """``Job.answer_fails`` for a group whose answers can be judged one at a time: VALUES, and STDIN
+    without a checker. (A checker may accept an answer that differs from the expected text, and
+    REPLAY values are judged together, so neither can stop at an answer.) The same comparison
+    ``judge_group`` makes: the first test it fails is the first test the final judging fails."""
+    comparison = problem.groups[group].comparison
+    if comparison is Comparison.REPLAY or (comparison is Comparison.STDIN and problem.checker):
+        return None
+
+    def fails(i: int, call: CallResult) -> bool:
+        if i >= len(expected.outputs) or not expected.usable:
+            return False
+        status, _ = _judge_call(problem, comparison, expected, i, call, digest_min_bytes, explain=False)
+        return status is not Status.PASS
+
+    return fails
 
 
 def rerun_job(job: Job, result: JobResult) -> tuple[Job, list[int]]:
@@ -118,6 +140,7 @@ def rerun_job(job: Job, result: JobResult) -> tuple[Job, list[int]]:
         time_limits_s=[job.time_limits_s[i] for i in redo],
         digest_calls=[position[i] for i in job.digest_calls if i in position],
         max_timeouts=0 if job.fail_fast else 1,
+        answer_fails=None,  # its calls are numbered afresh, and a rerun is short
     )
     return sub, redo
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import abc
 import enum
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -67,7 +67,7 @@ class Limits:
     digest_min_bytes: int = 1 << 16  # values of `digest_calls` larger than this come back as a sha256
 
 
-_HOST_ONLY = frozenset({"calls_json", "holds_expected"})  # Job fields that never travel to the sandbox
+_HOST_ONLY = frozenset({"calls_json", "holds_expected", "answer_fails"})  # Job fields that never travel to the sandbox
 
 
 @dataclass
@@ -104,10 +104,16 @@ class Job:
     # The job carries or produces expected values (a reference run, a checker given the correct
     # output): it runs only on workers that never serve a candidate program (DESIGN.md §5).
     holds_expected: bool = False
+    # The trusted side's check of one answer as it streams in, (call index, result) -> True if that
+    # test failed. With fail_fast, the first failed test stops the job there (harness/jobs.py's
+    # Progress): the tests after it are not run, which a fail-fast verdict never looks at. Only an
+    # optimization: a backend may ignore it, and the final answer is judged as ever.
+    answer_fails: Callable[[int, CallResult], bool] | None = field(default=None, repr=False, compare=False)
 
     def to_wire(self) -> dict:
         wire = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _HOST_ONLY}
         wire["limits"] = asdict(self.limits)
+        wire["stream"] = self.answer_fails is not None and self.fail_fast
         return wire
 
     def to_wire_json(self) -> bytes:

@@ -217,6 +217,11 @@ def _parse_result(data: Any, n_calls: int | None) -> JobResult:
     )
 
 
+def parse_call(data: Any) -> CallResult:
+    """One streamed call result (harness/jobs.py's Progress); raises :class:`MalformedClaim`."""
+    return _call(data, _CALL_STATUSES, "call")
+
+
 def _call(data: Any, statuses: frozenset[str], what: str) -> CallResult:
     """One call's result. Once per test: ``_seconds`` and ``_text`` inline, messages made only on failure."""
     if type(data) is not dict:

@@ -34,9 +34,9 @@ TASK_ID = "HumanEval/0"
 SIGNATURE = "def has_close_elements(numbers, threshold):\n"
 CORRECT_BODY = "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
 CORRECT = "from typing import List\n" + SIGNATURE + CORRECT_BODY
-# Wrong on every test: the judge reports test 0. The sandbox still runs every call of a group (it
-# cannot know a value is wrong; only errors stop it), so a trick must cost little per call: the
-# plus group has 999.
+# Wrong on every test: the judge reports test 0. The host stops a group at its first wrong answer
+# (its answers stream in, harness/jobs.py's Progress), but a trick that keeps the host from seeing
+# them would run every call, so a trick must cost little per call: the plus group has 999.
 WRONG_BODY = "    return not any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
 FORGERY_LIMITS = Limits(memory_mb=1024)
 
@@ -54,7 +54,8 @@ MALFORMED = "malformed values"
 SIGNALS = "self-sent signals"
 KILL_WORKER = "kill the worker"
 CLAIMS = "claimed statuses"
-KINDS = (ENCODER, FRAMES, HARNESS, NUMPY_LIKE, NESTING, NON_FINITE, MALFORMED, SIGNALS, KILL_WORKER, CLAIMS)
+STREAM = "the answer stream"
+KINDS = (ENCODER, FRAMES, HARNESS, NUMPY_LIKE, NESTING, NON_FINITE, MALFORMED, SIGNALS, KILL_WORKER, CLAIMS, STREAM)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,31 @@ _CLAIM_THIS_CALL = """\
     os._exit(0)
 """
 _GUESSED_DIGEST = '{"h":"' + "0" * 64 + '"}'
+# The server streams {"progress": [[i, result], ...]} to the host: the same shape, on the child's pipe.
+_STREAM_EVERY_CALL = """\
+for _i in range(len(_job()['calls'])):
+    _send('{"progress":[[%d,{"status":"ok","value":true,"time_s":0.0,"error":""}]]}' % _i)
+"""
+_STOP_EVERYWHERE = """\
+import os
+_stop = b'\\x00\\x00\\x00\\x0d{"stop":true}'
+for _fd in range(64):
+    try:
+        os.write(_fd, _stop)
+    except OSError:
+        pass
+"""
+# Inside a call: a grandchild in a new session that ignores SIGTERM and writes passing frames.
+_OUTLIVE_THE_STOP = """\
+    import signal
+    if os.fork() == 0:
+        os.setsid()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for i in range(len(_job()['calls'])):
+            _send('{"k":"call","i":%d,"status":"ok","time_s":0.001,"error":"","value":true}' % i)
+        os._exit(0)
+    return not any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])
+"""
 _DEEP_ARRAYS = "[" * 100_000 + "]" * 100_000
 _DEEP_TAGS = '{"t":[' * 100_000 + "]}" * 100_000
 _DEEP_900 = "[" * 900 + "]" * 900  # under JSON's own recursion limit, far past the encoding's depth
@@ -512,6 +538,22 @@ FORGERIES: list[Forgery] = [
         CLAIMS,
         _program(body="    raise MemoryError()\n"),
         allowed=FAILED | {Status.MEMORY},
+    ),
+    # j. the stream of answers to the host, and the host's order to stop
+    Forgery(
+        "progress frames on the pipe: every call streamed as passed, in the server's own format",
+        STREAM,
+        _program(_FIND, _PIPE, _STREAM_EVERY_CALL),
+    ),
+    Forgery(
+        "the host's stop order written on every descriptor, then wrong answers",
+        STREAM,
+        _program(_STOP_EVERYWHERE),
+    ),
+    Forgery(
+        "a wrong answer, then a grandchild that ignores SIGTERM and keeps answering",
+        STREAM,
+        _program(_FIND, _PIPE, body=_OUTLIVE_THE_STOP),
     ),
 ]
 

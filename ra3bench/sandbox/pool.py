@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from ra3bench.sandbox.base import CallResult, CallStatus, Job, JobResult, Limits, Sandbox
-from ra3bench.sandbox.claims import MalformedClaim, malformed, parse_frame, parse_result
+from ra3bench.sandbox.claims import MalformedClaim, malformed, parse_call, parse_frame, parse_result
+from ra3bench.sandbox.harness import jobs as harness_jobs
 from ra3bench.sandbox.harness import protocol
 from ra3bench.sandbox.harness import server as harness
 
@@ -70,6 +71,54 @@ class Launch:
     memory_mb: int = 0  # the worker's own memory ceiling, where it has one (a container's cgroup)
 
 
+class AnswerStream:
+    """The call results a fail-fast job streams while it runs (harness/jobs.py's Progress).
+
+    Each is checked as strictly as the final answer (``parse_call``) and handed to the job's
+    ``answer_fails``; the first failed test makes the worker send the stop order. The final answer
+    leaves the streamed calls out (``null``); :meth:`fill` puts back exactly what was streamed, so
+    the result judged is the one that would have come in one piece. A call left out that was never
+    streamed stays ``null``, which ``parse_result`` rejects: malformed, the program's failure.
+    """
+
+    def __init__(self, job: Job) -> None:
+        self.n = len(job.calls)
+        self.answer_fails = job.answer_fails
+        self.raw: dict[int, dict] = {}
+        self.stop_sent = False
+
+    def take(self, frame: dict) -> bool:
+        """Record one progress frame; True when a test failed (stop). Raises MalformedClaim."""
+        entries = frame.get("progress")
+        if type(entries) is not list or len(frame) != 1:
+            raise MalformedClaim("a progress frame of the wrong shape")
+        failed = False
+        for entry in entries:
+            if type(entry) is not list or len(entry) != 2 or type(entry[0]) is not int or type(entry[1]) is not dict:
+                raise MalformedClaim("a progress entry of the wrong shape")
+            i, data = entry
+            if not 0 <= i < self.n or i in self.raw:
+                raise MalformedClaim(f"progress for call {i} (the job has {self.n}; each once)")
+            call = parse_call(data)
+            self.raw[i] = data
+            failed = failed or (call.status is CallStatus.OK and self._fails(i, call))
+        return failed
+
+    def _fails(self, i: int, call: CallResult) -> bool:
+        if self.answer_fails is None:
+            return False
+        try:
+            return bool(self.answer_fails(i, call))
+        except Exception:  # only an optimization: the final judging decides
+            return False
+
+    def fill(self, message: dict) -> dict:
+        calls = message.get("calls")
+        if type(calls) is not list or not self.raw:
+            return message
+        return {**message, "calls": [self.raw.get(i) if c is None else c for i, c in enumerate(calls)]}
+
+
 class Worker:
     """One server process and its pipes; used by one thread at a time."""
 
@@ -96,12 +145,24 @@ class Worker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def request(self, payload: bytes, timeout: float) -> dict:
+    def request(self, payload: bytes, timeout: float, stream: AnswerStream | None = None) -> dict:
+        """The job's answer; with ``stream``, progress frames before it are checked as they come."""
         deadline = time.monotonic() + timeout
         self._write(payload, deadline)
         self.jobs += 1
         try:
-            return self._read(deadline)
+            message = self._read(deadline)
+            while stream is not None and "progress" in message:
+                try:
+                    failed = stream.take(message)
+                except MalformedClaim as exc:
+                    raise WorkerGarbage(str(exc)) from None
+                if failed and not stream.stop_sent:
+                    stream.stop_sent = True
+                    with contextlib.suppress(OSError):  # a gone worker shows at the next read
+                        os.write(self.wfd, harness_jobs.STOP_FRAME)
+                message = self._read(deadline)
+            return message if stream is None else stream.fill(message)
         except TimeoutError:
             raise WorkerFault(f"worker did not answer within {timeout:.0f} s: killed") from None
 
@@ -309,7 +370,8 @@ class PooledSandbox(Sandbox):
                 worker = self._start()
             started = time.monotonic()
             try:
-                message = worker.request(payload, budget + (START_GRACE_S if fresh else 0.0))
+                stream = AnswerStream(job) if job.answer_fails is not None and job.fail_fast else None
+                message = worker.request(payload, budget + (START_GRACE_S if fresh else 0.0), stream)
             except WorkerFault as exc:
                 self._retire(worker, kill=True)
                 worker = None

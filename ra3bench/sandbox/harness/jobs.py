@@ -7,6 +7,9 @@ Standard library only, like the rest of the harness.
 
 from __future__ import annotations
 
+import json
+import os
+import select
 import time
 
 GRACE_S = 1.0  # the server's backstop beyond an item's own limit
@@ -81,6 +84,7 @@ def normalize_job(raw: dict) -> dict:
         "max_timeouts": int(raw.get("max_timeouts") or 0),
         "failed_budget_s": float(raw.get("failed_budget_s") or 0.0),
         "digest_calls": {int(i) for i in raw.get("digest_calls") or []},
+        "stream": bool(raw.get("stream", False)) and bool(raw.get("fail_fast", True)),
         "limits": limits,
         "cpu_limit": int(float(limits["cpu_slack"]) * total) + 1,
     }
@@ -162,3 +166,62 @@ class StopRule:
         elif self.failed and self.budget_s and _perf() - self.t0 > self.budget_s:
             self.reason = f"not run: the failed group used up its {self.budget_s:g} s budget"
         return bool(self.reason)
+
+
+# The trusted side's order to stop the current job: one fixed frame, written whole (< PIPE_BUF).
+STOP_BODY = b'{"stop":true}'
+STOP_FRAME = len(STOP_BODY).to_bytes(4, "big") + STOP_BODY
+STOPPED = "not run: the group had already failed (the trusted side stopped it)"
+
+
+class Progress:
+    """A fail-fast job's answers, streamed to the trusted side as they are checked, and its stop order.
+
+    Only the trusted side knows the expected values, so only it can tell that an answer is wrong;
+    without this a wrong answer at test 0 still ran every test of its group. With ``stream`` set,
+    each checked call result goes out at once as ``{"progress": [[index, result], ...]}``; the
+    trusted side judges it and, at the first failed test, writes :data:`STOP_FRAME` on our input.
+    The final answer then leaves streamed calls out (``null``): they were sent once already.
+    The frames sent are the ones ``frames.accept`` built (checked fields only), so streaming shows
+    the trusted side nothing the final answer would not.
+    """
+
+    def __init__(self, job: dict, in_fd: int, out_fd: int) -> None:
+        self.on = bool(job.get("stream")) and in_fd >= 0 and out_fd >= 0
+        self.in_fd = in_fd
+        self.out_fd = out_fd
+        self.sent: set[int] = set()
+        self.stopped = False
+
+    def send(self, answers: list[tuple[int, dict]]) -> None:
+        """Stream call results (index, checked frame without its "k")."""
+        if not self.on or not answers:
+            return
+        body = json.dumps(
+            {"progress": [[i, {k: v for k, v in frame.items() if k != "k"}] for i, frame in answers]},
+            separators=(",", ":"),
+            allow_nan=False,
+        ).encode()
+        view = memoryview(len(body).to_bytes(4, "big") + body)
+        while view:
+            view = view[os.write(self.out_fd, view) :]
+        self.sent.update(i for i, _ in answers)
+
+    def stop_asked(self) -> bool:
+        """Whether the trusted side has said stop (never blocks while nothing was written)."""
+        if not self.on or self.stopped:
+            return self.stopped
+        ready, _, _ = select.select([self.in_fd], [], [], 0)
+        if ready:
+            # Nothing but STOP_FRAME is written while a job runs (the next job waits for this one's
+            # answer), and a write that small arrives whole. An end of input (the trusted side went
+            # away) stops the job too.
+            os.read(self.in_fd, len(STOP_FRAME))
+            self.stopped = True
+        return self.stopped
+
+    def final_calls(self, calls: list[dict]) -> list:
+        """The final answer's calls: ``None`` where that very result was streamed already."""
+        if not self.sent:
+            return calls
+        return [None if i in self.sent else call for i, call in enumerate(calls)]

@@ -83,9 +83,11 @@ class Server:
     """Runs jobs one at a time. ``handle`` answers; ``finish`` then reaps and cleans up, so the
     trusted side reads the answer while the killed child is torn down and its temp dir removed."""
 
-    def __init__(self, options: reaper.Options, fork_server: zygote.Zygote) -> None:
+    def __init__(self, options: reaper.Options, fork_server: zygote.Zygote, in_fd: int = -1, out_fd: int = -1) -> None:
         self.opts = options
         self.zygote = fork_server
+        self.in_fd, self.out_fd = in_fd, out_fd  # the protocol channel: answers stream out, stop orders come in
+        self.progress = jobs.Progress({}, -1, -1)  # the current job's
         self.reaper = reaper.Reaper(options, fork_server.spared)
         self.program_ran = False  # a child of the current job was ready: the program may have run
         self.broken = ""  # why this server must not serve another job
@@ -101,6 +103,7 @@ class Server:
         t0 = _perf()
         job = jobs.normalize_job(raw)
         self.program_ran = False
+        self.progress = jobs.Progress(job, self.in_fd, self.out_fd)
         tmp = tempfile.mkdtemp(prefix="job-", dir=self.opts.tmp_base)
         out_fd = -1
         try:
@@ -192,6 +195,9 @@ class Server:
                     script = frame
                 else:
                     calls[item] = frame
+            if run.reason == "stopped":  # the trusted side saw a failed test: nothing more to run
+                stop.reason = jobs.STOPPED
+                break
             if len(run.frames) < len(items) and run.reason:
                 in_flight = items[len(run.frames)]
                 verdict = self._died(run, in_flight, job)
@@ -222,7 +228,7 @@ class Server:
         missing = jobs.result("missing", stop.reason)
         return {
             "load": load or jobs.result("error", "no result"),
-            "calls": [c if c is not None else dict(missing) for c in calls],
+            "calls": self.progress.final_calls([c if c is not None else dict(missing) for c in calls]),
             "script": (script or dict(missing)) if job["script"] is not None else None,
             "recorded": recorded,
             "sandbox_error": "",
@@ -278,6 +284,9 @@ class Server:
         with contextlib.suppress(AttributeError, OSError):
             pidfd = os.pidfd_open(pid)  # readable once it ended (it is the fork server's child, not ours)
             poller.register(pidfd, select.POLLIN)
+        progress = self.progress
+        if progress.on:  # a stop order wakes us as a frame would
+            poller.register(progress.in_fd, select.POLLIN)
         max_frame = 2 * int(job["limits"]["value_bytes"]) + frames.FRAME_SLACK
         buf = bytearray()
         last_read = _perf()
@@ -321,6 +330,12 @@ class Server:
                     self.program_ran = self.program_ran or run.ready
                     if was_ready and self._finished(run, job, stop):
                         items = items[: len(run.frames)]
+                if progress.on:
+                    answered = zip(items[before:], run.frames[before:], strict=False)
+                    progress.send([(i, f) for i, f in answered if type(i) is int])
+                    if not run.reason and progress.stop_asked():
+                        run.reason = "stopped"
+                        break
                 linger = 0.0
                 if pos:  # frames were read: the next item's deadline counts from now
                     deadline = read_t + jobs.item_budget(items, len(run.frames), job)
@@ -444,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         _log(f"cannot start the fork server: {exc}")
         return 1
-    server = Server(options, fork_server)
+    server = Server(options, fork_server, in_fd, out_fd)
     while True:
         try:
             body = frames.read_job(in_fd)
@@ -456,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if message is None:
             return 0
+        if message.get("stop") is True:  # a stop order that came after its job's answer: nothing to stop
+            continue
         try:
             result = server.handle(message)  # type: ignore[arg-type]
         except BaseException as exc:  # the server never dies because of a job

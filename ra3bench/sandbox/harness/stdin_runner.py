@@ -57,6 +57,7 @@ def run_stdin_job(server: Any, job: dict, tmp: str, out_fd: int, stop: jobs.Stop
     load = _run_one(server, job, tmp, out_fd, None)
     missing = jobs.result("missing", "")
     calls: list[dict] = []
+    progress = server.progress
     if load["status"] == "ok":
         for i in range(n):
             result = _run_one(server, job, tmp, out_fd, i)
@@ -66,9 +67,13 @@ def run_stdin_job(server: Any, job: dict, tmp: str, out_fd: int, stop: jobs.Stop
             if not job["fail_fast"] and stop.update(result):
                 missing = {**missing, "error": stop.reason}
                 break
+            progress.send([(i, result)])
+            if progress.stop_asked():  # the trusted side found this answer wrong
+                missing = {**missing, "error": jobs.STOPPED}
+                break
     load.pop("value", None)
     calls += [dict(missing) for _ in range(n - len(calls))]
-    return {"load": load, "calls": calls, "script": None, "recorded": [], "sandbox_error": ""}
+    return {"load": load, "calls": progress.final_calls(calls), "script": None, "recorded": [], "sandbox_error": ""}
 
 
 def _run_one(server: Any, job: dict, tmp: str, out_fd: int, index: int | None) -> dict:
