@@ -8,47 +8,135 @@ to the entry point recorded (arguments, value, time).
 
 The store (``expected_store``: one record per problem) is keyed by suite, version, data sha256,
 harness version and Python version; the digest of the records a run used goes into its manifest.
+A record counts only for the problem content it was computed for (``problem_fingerprint``). Start-up
+is proportional to what is judged: a stored group's arguments and outputs are decoded on first use,
+its large outputs one by one and only when read (a large text the sandbox answers with a sha256
+never is), so loading all of HumanEval+ costs reading and checking its records, not parsing them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import pickle
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ra3bench.expected_store import ExpectedStore, selection_digest
+from ra3bench.expected_store import (
+    ExpectedStore,
+    LazyArgs,
+    LazyOutputs,
+    StoredGroup,
+    selection_digest,
+    store_path,
+    text_only,
+)
 from ra3bench.paths import cache_root
 from ra3bench.progress import progress_bar
 from ra3bench.sandbox.base import CallStatus, Job, Limits, Sandbox
 from ra3bench.sandbox.harness.protocol import VALUE_ENCODER, encode_value, value_digest
 from ra3bench.suites.base import Comparison, Problem, Suite
 
+FINGERPRINT_FORMAT = b"ra3bench problem fingerprint 2\n"  # bump when what problem_fingerprint hashes changes
 HARNESS_VERSION = "6"  # bump when the harness or encoding changes what a run returns (6: call time includes encoding)
 REFERENCE_CALL_LIMIT_S = 60.0  # generous: the reference is trusted, we only guard against a hang
 
 
-@dataclass
 class GroupExpectation:
-    """What the reference did on one test group."""
+    """What the reference did on one test group.
 
-    args: list[list[Any]]  # encoded positional args, one per test
-    outputs: list[Any]  # encoded return values
-    times_s: list[float]
-    statuses: list[str]  # "ok" unless the reference itself failed on that test
-    problem_note: str = ""  # why this group cannot be passed, if it cannot
-    _calls_json: str | None = field(default=None, init=False, repr=False, compare=False)
-    _digests: dict[int, dict[int, str]] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _nan_free: list[bool] | None = field(default=None, init=False, repr=False, compare=False)
+    Built from plain lists (a computation, the data, a test), or from a stored record, whose
+    arguments and outputs stay compressed until first used (``expected_store.LazyArgs``,
+    ``LazyOutputs``: sequences that equal the lists they stand for, decoded once even when several
+    threads ask at the same time, pickled as plain lists).
+    """
+
+    __slots__ = (
+        "_calls_json",
+        "_digests",
+        "_nan_free",
+        "_outputs",
+        "_stored",
+        "args",
+        "problem_note",
+        "statuses",
+        "times_s",
+    )
+
+    def __init__(
+        self,
+        args: Sequence[list[Any]],
+        outputs: Sequence[Any],
+        times_s: list[float],
+        statuses: list[str],
+        problem_note: str = "",
+    ) -> None:
+        self.args = args  # encoded positional args, one per test
+        self._outputs = outputs  # encoded return values
+        self._stored = outputs if type(outputs) is LazyOutputs else None  # what the record's metadata says
+        self.times_s = times_s
+        self.statuses = statuses  # "ok" unless the reference itself failed on that test
+        self.problem_note = problem_note  # why this group cannot be passed, if it cannot
+        self._calls_json: str | None = None
+        self._digests: dict[int, dict[int, str]] = {}
+        self._nan_free: list[bool] | None = None
+
+    @property
+    def outputs(self) -> Sequence[Any]:
+        """The encoded return values; a stored group's become a plain list once no large one is left
+        undecoded (its small ones are decoded then), so that the judge indexes a list."""
+        outputs = self._outputs
+        if type(outputs) is LazyOutputs:
+            plain = outputs.plain()
+            if plain is not None:
+                self._outputs = plain
+                return plain
+        return outputs
 
     @property
     def usable(self) -> bool:
         return not self.problem_note
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GroupExpectation):
+            return NotImplemented
+        return (self.args, self.outputs, self.times_s, self.statuses, self.problem_note) == (
+            other.args,
+            other.outputs,
+            other.times_s,
+            other.statuses,
+            other.problem_note,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
+
+    def __repr__(self) -> str:
+        return (
+            f"GroupExpectation({len(self.args)} args, {len(self._outputs)} outputs, "
+            f"times_s={self.times_s!r}, statuses={self.statuses!r}, problem_note={self.problem_note!r})"
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Plain lists (a lazy sequence holds a lock); caches are rebuilt."""
+        return {
+            "args": list(self.args),
+            "outputs": list(self._outputs),
+            "times_s": self.times_s,
+            "statuses": self.statuses,
+            "problem_note": self.problem_note,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)
+
     def calls_json(self) -> str:
         """The arguments serialized once, for every sample of the task."""
+        if type(self.args) is LazyArgs:
+            return self.args.text()  # the stored text, as it was serialized
         if self._calls_json is None:
             self._calls_json = json.dumps(self.args, separators=(",", ":"), allow_nan=False)
         return self._calls_json
@@ -57,32 +145,29 @@ class GroupExpectation:
         """sha256 of each large expected value that only equality can match (text, or lists of text).
 
         Numbers are left out on purpose: Python's ``1 == 1.0`` and float tolerances need the value.
+        A stored group answers from its record's metadata when ``min_bytes`` is at least
+        ``BIG_OUTPUT_CHARS``, without decoding a value.
         """
-        if min_bytes not in self._digests:
-            found = {}
-            for i, out in enumerate(self.outputs):
-                if _text_only(out):
-                    text = VALUE_ENCODER.encode(out)
-                    if len(text) > min_bytes:
-                        found[i] = value_digest(text)["h"]
+        found = self._digests.get(min_bytes)
+        if found is None:
+            found = self._stored.digests(min_bytes) if self._stored is not None else None
+            if found is None:
+                found = {}
+                for i, out in enumerate(self.outputs):
+                    if text_only(out):
+                        text = VALUE_ENCODER.encode(out)
+                        if len(text) > min_bytes:
+                            found[i] = value_digest(text)["h"]
             self._digests[min_bytes] = found
-        return self._digests[min_bytes]
+        return found
 
     def nan_free(self, i: int) -> bool:
         """Whether output ``i`` has no NaN inside: only then does an equal encoding mean an equal value."""
+        if self._stored is not None:
+            return self._stored.nan_free(i)
         if self._nan_free is None:
-            self._nan_free = ['"nan"' not in VALUE_ENCODER.encode(out) for out in self.outputs]
+            self._nan_free = ['"nan"' not in VALUE_ENCODER.encode(out) for out in self._outputs]
         return self._nan_free[i]
-
-
-def _text_only(encoded: Any) -> bool:
-    if isinstance(encoded, str):
-        return True
-    if isinstance(encoded, list):
-        return all(_text_only(x) for x in encoded)
-    if isinstance(encoded, dict) and list(encoded) == ["t"]:
-        return all(_text_only(x) for x in encoded["t"])
-    return False
 
 
 @dataclass
@@ -109,19 +194,53 @@ def problem_fingerprint(problem: Problem) -> str:
     The data file's sha256 alone is not enough: how ra3bench reads it (which arguments become tuples,
     how expected text is normalised, which tests form a group) changes them, and must invalidate
     cached outputs and the verdicts keyed on them.
+
+    The content is hashed as a pickle made without its memo (``Pickler.fast``): an exact record of
+    types and values (tuple or list, ``1``, ``1.0`` or ``True``, ``-0.0``, any int, any text) that
+    does not depend on which equal objects happen to be shared, made in C: 0.02 s for all of
+    HumanEval+, where encoding every input first (``encode_value`` in Python, then JSON) took 0.3 s.
+    Sets of text pickle in hash order, which varies between processes (``PYTHONHASHSEED``), as their
+    encoding did; a fingerprint that differs only recomputes. Content the pickle refuses (a
+    cycle, a function, nesting past the recursion limit) is fingerprinted through ``encode_value``.
     """
-    digest = hashlib.sha256()
-    digest.update(json.dumps([problem.reference, problem.entry_point]).encode())
-    digest.update(
-        json.dumps(
-            [problem.checker, problem.time_limit_s, problem.memory_limit_mb, problem.oracle, problem.atol]
-        ).encode()
+    groups = [(g.name, g.comparison.value, g.check, g.inputs, g.outputs) for g in problem.groups.values()]
+    content = (
+        problem.reference,
+        problem.entry_point,
+        problem.checker,
+        problem.time_limit_s,
+        problem.memory_limit_mb,
+        problem.oracle,
+        problem.atol,
+        groups,
     )
+    try:
+        data = b"pickle\n" + _exact_pickle(content)
+    except Exception:  # unpicklable content: the slower encoding every value has
+        data = b"encoded\n" + _encoded_content(problem)
+    return hashlib.sha256(FINGERPRINT_FORMAT + data).hexdigest()
+
+
+def _exact_pickle(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    # No memo: equal content gives equal bytes, however objects are shared. (Documented as deprecated,
+    # yet in every CPython 3; should it go, this raises and problem_fingerprint takes the slow path.)
+    pickler.fast = True
+    pickler.dump(value)
+    return buffer.getvalue()
+
+
+def _encoded_content(problem: Problem) -> bytes:
+    parts = [
+        json.dumps([problem.reference, problem.entry_point]),
+        json.dumps([problem.checker, problem.time_limit_s, problem.memory_limit_mb, problem.oracle, problem.atol]),
+    ]
     for group in problem.groups.values():
         inputs = [encode_value(list(args)) for args in group.inputs]
         outputs = None if group.outputs is None else [encode_value(value) for value in group.outputs]
-        digest.update(json.dumps([group.name, group.comparison.value, group.check, inputs, outputs]).encode())
-    return digest.hexdigest()
+        parts.append(json.dumps([group.name, group.comparison.value, group.check, inputs, outputs]))
+    return "\n".join(parts).encode()
 
 
 def load_or_compute(
@@ -135,7 +254,7 @@ def load_or_compute(
     ``sha256`` is the digest of the records used (what the manifest names).
     """
     key = expectations_key(suite)
-    path = cache_root() / "expected" / f"{key}.sqlite"
+    path = store_path(cache_root(), key)
     wanted = problems if problems is not None else suite.problems()
     by_id = {p.task_id: p for p in wanted}
     given = {p.task_id: from_data(p) for p in wanted if all(g.outputs is not None for g in p.groups.values())}
@@ -145,21 +264,15 @@ def load_or_compute(
         return Expectations(key=key, path=None, sha256="", tasks=given, fingerprints=given_prints)
     store = ExpectedStore(path)
     current = {p.task_id: problem_fingerprint(p) for p in wanted}
-    stored = store.load(current)
     tasks: dict[str, dict[str, GroupExpectation]] = {}
     digests: dict[str, str] = {}
-    for task_id, (fingerprint, groups, digest) in stored.items():
-        if fingerprint == current[task_id]:
-            try:
-                tasks[task_id] = {name: GroupExpectation(**g) for name, g in groups.items()}
-                digests[task_id] = digest
-            except TypeError:
-                pass  # a record of another shape: recomputed
+    for task_id, record in store.load(current).items():  # checked, and computed for this content
+        tasks[task_id] = {name: _from_stored(g) for name, g in record.groups.items()}
+        digests[task_id] = record.digest
     missing = [p for p in wanted if p.task_id not in tasks]
     if missing:
         computed = compute(missing, sandbox, limits=limits)
-        records = {task_id: (current[task_id], _encode_groups(groups)) for task_id, groups in computed.items()}
-        digests.update(store.save(records))
+        digests.update(store.save({task_id: (current[task_id], groups) for task_id, groups in computed.items()}))
         tasks.update(computed)
     return Expectations(
         key=key,
@@ -168,6 +281,10 @@ def load_or_compute(
         tasks={**tasks, **given},
         fingerprints={**{t: current[t] for t in tasks}, **given_prints},
     )
+
+
+def _from_stored(group: StoredGroup) -> GroupExpectation:
+    return GroupExpectation(group.args, group.outputs, group.times_s, group.statuses, problem_note=group.problem_note)
 
 
 def from_data(problem: Problem) -> dict[str, GroupExpectation]:
@@ -257,16 +374,3 @@ def _expectation_from(problem: Problem, group_name: str, job: Job, result) -> Gr
         statuses=[c.status.value for c in calls],
         problem_note=note,
     )
-
-
-def _encode_groups(groups: dict[str, GroupExpectation]) -> dict:
-    return {
-        name: {
-            "args": g.args,
-            "outputs": g.outputs,
-            "times_s": g.times_s,
-            "statuses": g.statuses,
-            "problem_note": g.problem_note,
-        }
-        for name, g in groups.items()
-    }

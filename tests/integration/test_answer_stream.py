@@ -135,7 +135,7 @@ def test_groups_judged_together_or_by_a_checker_do_not_stream() -> None:
 
 
 def _stream(n: int = 3, fails=lambda i, call: call.value != i) -> AnswerStream:
-    problem, expected = _problem(n)
+    _, expected = _problem(n)
     job = Job("", "f", list(expected.args), [1.0] * n, answer_fails=fails)
     return AnswerStream(job)
 

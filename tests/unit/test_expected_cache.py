@@ -140,3 +140,99 @@ def test_only_the_problems_asked_are_read_or_computed():
     assert sandbox.jobs == 3 and set(three.tasks) == {"t/0", "t/1", "t/2"}
     again = load_or_compute(TinySuite([1, 2, 3]), sandbox, TinySuite([1, 2, 3]).problems()[:1])
     assert sandbox.jobs == 3 and again.sha256 == one.sha256 != three.sha256
+
+
+def _problem(inputs: list, **changes) -> Problem:
+    import dataclasses
+
+    group = TestGroup("base", Comparison.VALUES, inputs)
+    problem = Problem("p/1", "", "", "f", "def f(*a):\n    return a\n", {"base": group})
+    return dataclasses.replace(problem, **changes)
+
+
+def test_the_fingerprint_tells_apart_every_input_the_reference_would_see():
+    """Types as Python sees them: tuple or list, 1 / 1.0 / True, 0.0 / -0.0, any int, any text; and every
+    other part of the problem and its groups."""
+    import dataclasses
+
+    from ra3bench.expected import problem_fingerprint
+
+    inputs = [[1, (2, 3), "ab", 0.0, False, 2**5000, {"k": [None]}]]
+    variants = [
+        [[1.0, (2, 3), "ab", 0.0, False, 2**5000, {"k": [None]}]],
+        [[True, (2, 3), "ab", 0.0, False, 2**5000, {"k": [None]}]],
+        [[1, [2, 3], "ab", 0.0, False, 2**5000, {"k": [None]}]],
+        [[1, (2, 3), "ac", 0.0, False, 2**5000, {"k": [None]}]],
+        [[1, (2, 3), "ab", -0.0, False, 2**5000, {"k": [None]}]],
+        [[1, (2, 3), "ab", 0.0, 0, 2**5000, {"k": [None]}]],
+        [[1, (2, 3), "ab", 0.0, False, 2**5000 + 1, {"k": [None]}]],
+        [[1, (2, 3), "ab", 0.0, False, 2**5000, {"k": [False]}]],
+        [[1, (2, 3), "ab", 0.0, False, 2**5000, {"k": [None]}], []],
+    ]
+    base = _problem(inputs)
+    group = base.groups["base"]
+    problems = [base, *(_problem(v) for v in variants)]
+    problems += [
+        dataclasses.replace(base, reference="def f(*a):\n    return 1\n"),
+        dataclasses.replace(base, entry_point="g"),
+        dataclasses.replace(base, atol=1e-6),
+        dataclasses.replace(base, oracle="tokens_any_case"),
+        dataclasses.replace(base, checker="print(1)"),
+        dataclasses.replace(base, time_limit_s=1.0),
+        dataclasses.replace(base, memory_limit_mb=64),
+        dataclasses.replace(base, groups={"base": dataclasses.replace(group, name="plus")}),
+        dataclasses.replace(base, groups={"base": dataclasses.replace(group, comparison=Comparison.REPLAY)}),
+        dataclasses.replace(base, groups={"base": dataclasses.replace(group, check="assert True")}),
+        dataclasses.replace(base, groups={"base": dataclasses.replace(group, outputs=[[1]])}),
+        dataclasses.replace(base, groups={"base": dataclasses.replace(group, outputs=[(1,)])}),
+    ]
+    prints = [problem_fingerprint(p) for p in problems]
+    assert len(set(prints)) == len(problems)
+    assert problem_fingerprint(_problem(inputs)) == prints[0]
+
+
+def test_the_fingerprint_depends_on_content_not_on_which_objects_are_shared():
+    import copy
+
+    from ra3bench.expected import problem_fingerprint
+
+    text, row = "x" * 50, [1, 2]
+    shared = _problem([[text, text, row], [row]])
+    copied = _problem([[text, "".join(["x"] * 50), row], [copy.copy(row)]])
+    assert problem_fingerprint(shared) == problem_fingerprint(copied)
+
+
+def test_the_fingerprint_is_the_same_in_another_process():
+    """Hash randomisation (PYTHONHASHSEED) must not change it for data read from JSON (dicts included)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ra3bench.expected import problem_fingerprint
+
+    code = (
+        "from ra3bench.expected import problem_fingerprint;"
+        "from tests.unit.test_expected_cache import _problem;"
+        "print(problem_fingerprint(_problem([[{'b': 1, 'a': [2.5, 'z']}, 'text', None]])))"
+    )
+    expected = problem_fingerprint(_problem([[{"b": 1, "a": [2.5, "z"]}, "text", None]]))
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = [sys.executable, "-c", code]
+        out = subprocess.run(run, env=env, cwd=Path(__file__).parents[2], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
+
+
+def test_content_the_pickle_refuses_is_still_fingerprinted():
+    from ra3bench.expected import problem_fingerprint
+
+    cyclic: list = [1]
+    cyclic.append(cyclic)
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    for problem in (_problem([[cyclic]]), _problem([[lambda: 1]]), _problem([[deep]])):
+        fingerprint = problem_fingerprint(problem)
+        assert len(fingerprint) == 64 and fingerprint == problem_fingerprint(problem)
+    assert problem_fingerprint(_problem([[[1, [1]]]])) != problem_fingerprint(_problem([[cyclic]]))
