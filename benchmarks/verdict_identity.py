@@ -3,10 +3,14 @@ code trees, the same settings, each with caches of its own; statuses compared sa
 
     git worktree add /tmp/ra3bench-before <commit>          # the code before the change
     python benchmarks/verdict_identity.py --before /tmp/ra3bench-before [--runs SUBSTRING] [--results FILE]
+        [--work DIR]
 
 Both trees judge with ``ra3bench evaluate --no-cache --sandbox local`` (default settings: fail-fast)
 and its timing; a sample whose status or any group's status differs is listed. Timeouts depend on
 load, so a difference on a sample that timed out in either tree is shown apart from the others.
+No verdict is reused (``--no-cache``); each tree keeps its own expected outputs across runs (under
+``--work``, default a temporary dir), computed by that tree once per suite version. With ``--work``
+the rows of finished runs are kept in ``rows.jsonl`` there: running again goes on where it stopped.
 Unless ``--results ''``, the table goes into the ``## Verdicts before and after`` section of
 benchmarks/RESULTS.md.
 """
@@ -31,11 +35,11 @@ REPO = Path(__file__).resolve().parents[1]
 HEADING = "## Verdicts before and after"
 
 
-def judge(tree: Path, run: dict, work: Path, extra: list[str]) -> tuple[dict, float]:
+def judge(tree: Path, run: dict, work: Path, caches: Path, extra: list[str]) -> tuple[dict, float]:
     """(task_id, sample_index) -> (status, groups) from ``tree``'s ra3bench, and the wall time."""
     out = work / "out"
-    env = {**os.environ, "PYTHONPATH": str(tree), "XDG_CACHE_HOME": str(work / "xdg")}
-    env["RA3BENCH_CACHE_DIR"] = str(work / "xdg" / "ra3bench")
+    env = {**os.environ, "PYTHONPATH": str(tree), "XDG_CACHE_HOME": str(caches)}
+    env["RA3BENCH_CACHE_DIR"] = str(caches / "ra3bench")
     command = [sys.executable, "-m", "ra3bench", "evaluate", "--suite", run["suite"], "--samples", str(run["samples"])]
     command += ["--no-cache", "--sandbox", "local", "--out", str(out), *extra]
     if run["version"]:
@@ -59,19 +63,41 @@ def main() -> int:
     parser.add_argument("--runs", default="", help="only runs whose name contains this")
     parser.add_argument("--no-fail-fast", action="store_true", help="judge every test (default: fail-fast)")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
+    parser.add_argument("--work", type=Path, default=None, help="caches and finished rows (resumable)")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        return compare(args, args.work or Path(scratch))
+
+
+def compare(args: argparse.Namespace, work: Path) -> int:
     data_dir = Path(os.environ.get("RA3BENCH_DATA_DIR", REPO.parent / "shared" / "datasets"))
     extra = ["--no-fail-fast"] if args.no_fail_fast else []
     rows, differences = [], []
     totals = {"samples": 0, "same": 0, "timeouts_differ": 0, "differ": 0, "before_s": 0.0, "after_s": 0.0}
+    work.mkdir(parents=True, exist_ok=True)
+    done_path = work / "rows.jsonl"
+    done = {}
+    if done_path.exists():
+        done = {row["name"]: row for row in map(json.loads, done_path.read_text().splitlines())}
     for run in runs(data_dir):
         if args.runs not in run["name"]:
             continue
-        with tempfile.TemporaryDirectory() as before_dir, tempfile.TemporaryDirectory() as after_dir:
-            before, before_s = judge(args.before, run, Path(before_dir), extra)
-            after, after_s = judge(args.after, run, Path(after_dir), extra)
-        same = sum(1 for key in before if after.get(key) == before[key])
-        differ = [key for key in before if after.get(key) != before[key]]
+        if run["name"] in done:
+            kept = done[run["name"]]
+            before = {tuple(k): tuple(v) for k, v in kept["before"]}
+            after = {tuple(k): tuple(v) for k, v in kept["after"]}
+            before_s, after_s = kept["before_s"], kept["after_s"]
+        else:
+            with tempfile.TemporaryDirectory() as before_dir, tempfile.TemporaryDirectory() as after_dir:
+                before, before_s = judge(args.before, run, Path(before_dir), work / "before-caches", extra)
+                after, after_s = judge(args.after, run, Path(after_dir), work / "after-caches", extra)
+            row = {"name": run["name"], "before_s": before_s, "after_s": after_s}
+            row["before"] = [[list(k), list(v)] for k, v in before.items()]
+            row["after"] = [[list(k), list(v)] for k, v in after.items()]
+            with done_path.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+        same = sum(1 for key in before if _same(after.get(key), before[key]))
+        differ = [key for key in before if not _same(after.get(key), before[key])]
         timing = [k for k in differ if "timeout" in (before[k][0], after.get(k, ("",))[0])]
         rows.append(
             [
@@ -116,6 +142,10 @@ def main() -> int:
     if args.results:
         write_section(Path(args.results), HEADING, report)
     return 0 if totals["differ"] == 0 else 1
+
+
+def _same(after: tuple | None, before: tuple) -> bool:
+    return after is not None and (after[0], after[1]) == (before[0], before[1])
 
 
 def _describe(tree: Path) -> str:
