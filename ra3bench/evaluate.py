@@ -106,6 +106,7 @@ class Session:
             if self._cache is None:
                 if self._sandbox is None:
                     self._sandbox = open_sandbox(self.spec.sandbox, self.spec.workers)
+                    self._sandbox.prestart()  # their start overlaps reading the expected outputs
                 self._cache = VerdictCache(cache_root() / "verdicts.sqlite" if self.spec.cache else None)
                 self._pool = ThreadPoolExecutor(max(1, self._sandbox.workers), thread_name_prefix="ra3bench-judge")
         return self

@@ -397,6 +397,27 @@ class PooledSandbox(Sandbox):
                 worker = None
             slots.put(worker)
 
+    def prestart(self) -> None:
+        """Each free candidate slot gets a worker, started on a daemon thread; a job that asks for a
+        slot meanwhile waits for the first one ready. A worker that cannot start leaves its slot
+        empty: the job that takes it tries again and reports why."""
+
+        def fill_one() -> None:
+            worker = self._slots.get()
+            try:
+                if worker is None and not self._closed:
+                    worker = self._start()
+            except Exception:
+                worker = None
+            finally:
+                if self._closed and worker is not None:  # closed while it started: it must not linger
+                    self._retire(worker, kill=False)
+                    worker = None
+                self._slots.put(worker)
+
+        for _ in range(self._n):
+            threading.Thread(target=fill_one, name=f"ra3bench-{self.name}-prestart", daemon=True).start()
+
     def _start(self) -> Worker:
         launch = self._launch()
         if self._log_path:

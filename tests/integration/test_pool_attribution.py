@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -102,3 +103,37 @@ def test_jobs_with_expected_values_never_share_a_worker_with_candidates() -> Non
         pids_after_candidate = set(sandbox.worker_pids())
     assert reference.calls[0].status is CallStatus.OK and candidate.calls[0].status is CallStatus.OK
     assert len(pids_after_reference) == 1 and len(pids_after_candidate) == 2  # a worker of its own
+
+
+def _wait_for(condition, timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_prestart_starts_the_candidate_workers_before_any_job() -> None:
+    with LocalSandbox(workers=2) as sandbox:
+        sandbox.prestart()
+        assert _wait_for(lambda: len(sandbox.worker_pids()) == 2)
+        started = set(sandbox.worker_pids())
+        assert sandbox.run(job("    return x + 1")).calls[0].value == 2
+        assert set(sandbox.worker_pids()) == started  # the job ran on a prestarted worker
+
+
+def test_closing_while_workers_prestart_leaves_none_behind() -> None:
+    sandbox = LocalSandbox(workers=2)
+    sandbox.prestart()
+    sandbox.close()
+    time.sleep(1.0)  # a start in flight when close() came finishes, sees the pool closed, and stops its worker
+    assert sandbox.worker_pids() == []
+    assert not sandbox._live
+
+
+def test_a_backend_that_cannot_start_still_says_so_after_prestart() -> None:
+    with BrokenLocal(workers=1, use_bwrap=False, uid=0) as sandbox:
+        sandbox.prestart()
+        result = sandbox.run(job("    return 1"))
+    assert result.sandbox_error and "trivial job" in result.sandbox_error
