@@ -145,6 +145,25 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def read_jsonl_with(path: Path, task_ids: set[str]) -> Iterator[dict[str, Any]]:
+    """The rows of ``read_jsonl(path)`` whose ``task_id`` is in ``task_ids``, parsing only lines that
+    contain one of those ids as a JSON string (a C substring search): a run of one task does not
+    parse the other rows. A line is skipped only if no wanted id appears in it at all."""
+    needles = {json.dumps(t) for t in task_ids} | {json.dumps(t, ensure_ascii=False) for t in task_ids}
+    with open_text(path) as f:
+        for line in f:
+            if any(needle in line for needle in needles):
+                row = json.loads(line)
+                if row.get("task_id") in task_ids:
+                    yield row
+
+
+def count_rows(path: Path) -> int:
+    """How many rows ``read_jsonl(path)`` yields, without parsing them."""
+    with open_text(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
 # --- internals -------------------------------------------------------------------------------
 
 

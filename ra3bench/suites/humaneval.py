@@ -9,7 +9,7 @@ from typing import Any
 from ra3bench.errors import UsageError
 from ra3bench.suites import SUITES
 from ra3bench.suites.base import Comparison, DataFile, Problem, Suite, TestGroup
-from ra3bench.suites.data import read_jsonl
+from ra3bench.suites.data import count_rows, read_jsonl, read_jsonl_with
 
 EVALPLUS_INSTRUCTION_PREFIX = (
     "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
@@ -120,15 +120,22 @@ class HumanEvalPlusSuite(Suite):
     group_names = ("base", "plus")
 
     def parse(self, path: Path) -> list[Problem]:
-        return [
-            evalplus_problem(
-                row,
-                reference=row["prompt"] + row["canonical_solution"],
-                # HumanEval/32: any x with |poly(x)| <= atol is a root, not only the reference's one.
-                oracle="find_zero" if row["entry_point"] == "find_zero" else None,
-            )
-            for row in read_jsonl(path)
-        ]
+        return [self._problem(row) for row in read_jsonl(path)]
+
+    def parse_only(self, path: Path, task_ids: set[str]) -> list[Problem]:
+        return [self._problem(row) for row in read_jsonl_with(path, task_ids)]
+
+    def n_problems(self) -> int:
+        return len(self._problems) if self._problems is not None else count_rows(self.path())
+
+    @staticmethod
+    def _problem(row: dict) -> Problem:
+        return evalplus_problem(
+            row,
+            reference=row["prompt"] + row["canonical_solution"],
+            # HumanEval/32: any x with |poly(x)| <= atol is a root, not only the reference's one.
+            oracle="find_zero" if row["entry_point"] == "find_zero" else None,
+        )
 
     def program_from_sample(self, problem: Problem, sample: dict) -> str:
         return sample_program(problem, sample)

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from ra3bench.suites import SUITES
 from ra3bench.suites.base import Comparison, DataFile, Problem, Suite, TestGroup
-from ra3bench.suites.data import read_jsonl
+from ra3bench.suites.data import count_rows, read_jsonl, read_jsonl_with
 from ra3bench.suites.humaneval import evalplus_problem, sample_program
 from ra3bench.suites.mbpp_inputs import restore_inputs
 
@@ -153,15 +153,22 @@ class MbppPlusSuite(Suite):
     group_names = ("base", "plus")
 
     def parse(self, path: Path) -> list[Problem]:
-        return [
-            evalplus_problem(
-                row,
-                reference=row["canonical_solution"],
-                oracle=MBPP_PLUS_ORACLES.get(row["entry_point"]),
-                restore=restore_inputs,
-            )
-            for row in read_jsonl(path)
-        ]
+        return [self._problem(row) for row in read_jsonl(path)]
+
+    def parse_only(self, path: Path, task_ids: set[str]) -> list[Problem]:
+        return [self._problem(row) for row in read_jsonl_with(path, task_ids)]
+
+    def n_problems(self) -> int:
+        return len(self._problems) if self._problems is not None else count_rows(self.path())
+
+    @staticmethod
+    def _problem(row: dict) -> Problem:
+        return evalplus_problem(
+            row,
+            reference=row["canonical_solution"],
+            oracle=MBPP_PLUS_ORACLES.get(row["entry_point"]),
+            restore=restore_inputs,
+        )
 
     def program_from_sample(self, problem: Problem, sample: dict) -> str:
         return sample_program(problem, sample)
