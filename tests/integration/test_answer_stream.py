@@ -232,3 +232,45 @@ def test_forged_progress_from_a_subverted_server_is_the_programs_failure(forged:
         assert verdict.status is Status.FAIL and verdict.detail.startswith("malformed result")
         again = weak.run(dataclasses.replace(job, program="def f(x):\n    return x\n"))  # the pool goes on
         assert judge_group(problem, "base", expected, again).status is Status.PASS
+
+
+# --------------------------------------------------------------------------- a slow trusted side costs no program time
+
+
+def _slow_host_job(
+    n: int, value: str, delay_s: float, every: int, limit_s: float
+) -> tuple[Problem, GroupExpectation, Job]:
+    inputs = [[i] for i in range(n)]
+    problem = Problem("T/1", "", "", "f", "", {"base": TestGroup("base", inputs=inputs)})
+    expected = GroupExpectation(
+        [encode_value(list(a)) for a in inputs],
+        [encode_value(eval(value, {"x": i})) for i in range(n)],
+        [0.0] * n,
+        ["ok"] * n,
+    )
+    check = answer_check(problem, "base", expected, LIMITS.digest_min_bytes)
+
+    def slow(i: int, call: CallResult) -> bool:  # a host busy judging other samples, or parsing large values
+        if i % every == 0:
+            time.sleep(delay_s)
+        return check(i, call)
+
+    job = Job(
+        f"def f(x):\n    return {value}\n", "f", list(expected.args), [limit_s] * n, limits=LIMITS, answer_fails=slow
+    )
+    return problem, expected, job
+
+
+@pytest.mark.parametrize(
+    ("n", "value", "delay_s", "every"),
+    [
+        (4000, "x", 0.5, 500),  # small answers, far more than the pipe holds, while the host lags behind
+        (4, "'v' * 300_000 + str(x)", 1.0, 1),  # large answers: not streamed at all
+    ],
+)
+def test_a_slow_host_never_makes_the_program_time_out(sandbox, n: int, value: str, delay_s: float, every: int) -> None:
+    """The server streams without ever blocking on the host: a test's time is the program's alone."""
+    problem, expected, job = _slow_host_job(n, value, delay_s, every, limit_s=0.5)
+    result = sandbox.run(job)
+    verdict = judge_group(problem, "base", expected, result)
+    assert verdict.status is Status.PASS, verdict.detail

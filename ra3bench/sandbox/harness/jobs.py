@@ -172,6 +172,8 @@ class StopRule:
 STOP_BODY = b'{"stop":true}'
 STOP_FRAME = len(STOP_BODY).to_bytes(4, "big") + STOP_BODY
 STOPPED = "not run: the group had already failed (the trusted side stopped it)"
+STREAM_MAX_BYTES = 1 << 16  # larger answers are not streamed: their encoding would hold up the server's reads
+PIPE_BUF = 4096  # POSIX: a pipe that polls writable takes this many bytes at once
 
 
 class Progress:
@@ -179,11 +181,18 @@ class Progress:
 
     Only the trusted side knows the expected values, so only it can tell that an answer is wrong;
     without this a wrong answer at test 0 still ran every test of its group. With ``stream`` set,
-    each checked call result goes out at once as ``{"progress": [[index, result], ...]}``; the
-    trusted side judges it and, at the first failed test, writes :data:`STOP_FRAME` on our input.
-    The final answer then leaves streamed calls out (``null``): they were sent once already.
-    The frames sent are the ones ``frames.accept`` built (checked fields only), so streaming shows
-    the trusted side nothing the final answer would not.
+    each checked call result goes out as ``{"progress": [[index, result], ...]}``; the trusted side
+    judges it and, at the first failed test, writes :data:`STOP_FRAME` on our input. The final
+    answer then leaves streamed calls out (``null``): they were sent once already. The frames sent
+    are the ones ``frames.accept`` built (checked fields only), so streaming shows the trusted side
+    nothing the final answer would not.
+
+    Streaming must never slow the server's reading of the child, whose clock decides timeouts: only
+    answers of at most :data:`STREAM_MAX_BYTES` are streamed (the rest wait for the final answer,
+    and the trusted side stops at whichever failed test it sees), and they are written only as far
+    as the pipe takes them without blocking (``flush``); what is left goes out before the final
+    answer. Stopping after any failed test is safe: every test before it ran, so the first failed
+    test, which decides a fail-fast verdict, is in the final answer.
     """
 
     def __init__(self, job: dict, in_fd: int, out_fd: int) -> None:
@@ -192,20 +201,30 @@ class Progress:
         self.out_fd = out_fd
         self.sent: set[int] = set()
         self.stopped = False
+        self.pending = bytearray()
 
-    def send(self, answers: list[tuple[int, dict]]) -> None:
-        """Stream call results (index, checked frame without its "k")."""
-        if not self.on or not answers:
+    def send(self, answers: list[tuple[int, dict, int]]) -> None:
+        """Stream call results: (index, checked frame, its size on the child's pipe); large ones are left out."""
+        small = [(i, frame) for i, frame, size in answers if size <= STREAM_MAX_BYTES]
+        if not self.on or not small:
             return
         body = json.dumps(
-            {"progress": [[i, {k: v for k, v in frame.items() if k != "k"}] for i, frame in answers]},
+            {"progress": [[i, {k: v for k, v in frame.items() if k != "k"}] for i, frame in small]},
             separators=(",", ":"),
             allow_nan=False,
         ).encode()
-        view = memoryview(len(body).to_bytes(4, "big") + body)
-        while view:
-            view = view[os.write(self.out_fd, view) :]
-        self.sent.update(i for i, _ in answers)
+        self.pending += len(body).to_bytes(4, "big") + body
+        self.sent.update(i for i, _ in small)
+        self.flush(block=False)
+
+    def flush(self, block: bool) -> None:
+        """Write what is pending: all of it (``block``), or what the pipe takes now. A pipe that polls
+        writable takes PIPE_BUF bytes without blocking."""
+        while self.pending:
+            if not block and not select.select([], [self.out_fd], [], 0)[1]:
+                return
+            chunk = self.pending if block else self.pending[:PIPE_BUF]
+            del self.pending[: os.write(self.out_fd, chunk)]
 
     def stop_asked(self) -> bool:
         """Whether the trusted side has said stop (never blocks while nothing was written)."""

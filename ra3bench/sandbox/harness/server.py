@@ -314,6 +314,7 @@ class Server:
                 eof = eof or at_end
                 pos = 0  # frames are read in place; what was read is dropped once, after the loop
                 before = len(run.frames)
+                sizes: list[int] = []  # each accepted frame's size, for the stream
                 while not run.reason and len(run.frames) < len(items):
                     was_ready = run.ready
                     try:
@@ -321,7 +322,10 @@ class Server:
                         if got is None:
                             break
                         pos += 4 + got[1]
+                        accepted = len(run.frames)
                         problem = frames.accept(run, got[0], got[1], items, job, read_t)
+                        if len(run.frames) > accepted:  # a call, load or script frame (not "ready")
+                            sizes.append(got[1])
                     except Exception as exc:  # whatever the bytes: the program's failure, never ours
                         problem = f"{type(exc).__name__}: {exc}"[:200]
                     if problem:
@@ -331,8 +335,9 @@ class Server:
                     if was_ready and self._finished(run, job, stop):
                         items = items[: len(run.frames)]
                 if progress.on:
-                    answered = zip(items[before:], run.frames[before:], strict=False)
-                    progress.send([(i, f) for i, f in answered if type(i) is int])
+                    answered = zip(items[before:], run.frames[before:], sizes, strict=False)
+                    progress.send([(i, f, size) for i, f, size in answered if type(i) is int])
+                    progress.flush(block=False)
                     if not run.reason and progress.stop_asked():
                         run.reason = "stopped"
                         break
@@ -479,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
             _log(f"job failed in the harness: {type(exc).__name__}: {exc}")
             result = jobs.fault(f"harness error: {type(exc).__name__}: {exc}"[:ERROR_CHARS])
         try:
+            server.progress.flush(block=True)  # streamed answers first: the final answer leaves them out
             _write_frame(out_fd, result, server.program_ran)
         except OSError as exc:  # the trusted side went away
             _log(f"cannot answer: {exc}")

@@ -67,7 +67,8 @@ def run_stdin_job(server: Any, job: dict, tmp: str, out_fd: int, stop: jobs.Stop
             if not job["fail_fast"] and stop.update(result):
                 missing = {**missing, "error": stop.reason}
                 break
-            progress.send([(i, result)])
+            answer = result.get("value")
+            progress.send([(i, result, len(answer) if type(answer) is str else 0)])
             if progress.stop_asked():  # the trusted side found this answer wrong
                 missing = {**missing, "error": jobs.STOPPED}
                 break
