@@ -40,7 +40,6 @@ import gc
 import importlib.util
 import json
 import os
-import platform
 import shlex
 import shutil
 import sqlite3
@@ -55,6 +54,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from results_md import machine
 from tabulate import tabulate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -257,15 +257,6 @@ def rss_of(which: str, base: str) -> str:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def machine() -> str:
-    model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, {platform.platform()}"
 
 
 def cell(samples: list[tuple[float, float]]) -> str:

@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from results_md import machine, write_section
+
 REPO = Path(__file__).resolve().parents[1]
 HEADING = "## Per-test cost"
 DEFAULT_TASKS = "HumanEval/94,HumanEval/8,HumanEval/88"
@@ -232,15 +234,6 @@ def git_rev(root: Path) -> str:
         return "?"
 
 
-def machine() -> str:
-    model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return f"{os.cpu_count()} cores ({model}), Python {sys.version.split()[0]}"
-
-
 def us(seconds: float, n: int) -> str:
     return f"{seconds * 1e6 / n:.1f}"
 
@@ -336,9 +329,6 @@ def main() -> None:
     )
     print(body)
     if args.results:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from results_md import write_section
-
         write_section(Path(args.results), HEADING, body)
 
 

@@ -17,3 +17,11 @@ def write_section(path: Path, heading: str, body: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
+
+
+def machine() -> str:
+    """One line naming the machine a result came from: cores, CPU model, Python."""
+    from ra3bench.results import host_info
+
+    host = host_info()
+    return f"{host['cores']} cores ({host['cpu']}), Python {host['python']}"

@@ -244,3 +244,28 @@ class Suite(abc.ABC):
     def left_out(self) -> dict[str, str]:
         """Task ids of the data file that :meth:`problems` leaves out, with why (e.g. no tests); none here."""
         return {}
+
+
+class RowPerProblemSuite(Suite):
+    """A suite whose data file holds one problem per JSON line (the evalplus files): rows are
+    turned into problems one by one, so named tasks parse only their rows and the problem count
+    is the row count, read without parsing."""
+
+    @abc.abstractmethod
+    def problem_from_row(self, row: dict[str, Any]) -> Problem:
+        """One row of the data file as a problem."""
+
+    def parse(self, path: Path) -> list[Problem]:
+        from ra3bench.suites.data import read_jsonl
+
+        return [self.problem_from_row(row) for row in read_jsonl(path)]
+
+    def parse_only(self, path: Path, task_ids: set[str]) -> list[Problem]:
+        from ra3bench.suites.data import read_jsonl_with
+
+        return [self.problem_from_row(row) for row in read_jsonl_with(path, task_ids)]
+
+    def n_problems(self) -> int:
+        from ra3bench.suites.data import count_rows
+
+        return len(self._problems) if self._problems is not None else count_rows(self.path())

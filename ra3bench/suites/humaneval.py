@@ -8,8 +8,8 @@ from typing import Any
 
 from ra3bench.errors import UsageError
 from ra3bench.suites import SUITES
-from ra3bench.suites.base import Comparison, DataFile, Problem, Suite, TestGroup
-from ra3bench.suites.data import count_rows, read_jsonl, read_jsonl_with
+from ra3bench.suites.base import Comparison, DataFile, Problem, RowPerProblemSuite, Suite, TestGroup
+from ra3bench.suites.data import read_jsonl
 
 EVALPLUS_INSTRUCTION_PREFIX = (
     "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
@@ -95,7 +95,7 @@ class HumanEvalSuite(Suite):
 
 
 @SUITES.register("humaneval+")
-class HumanEvalPlusSuite(Suite):
+class HumanEvalPlusSuite(RowPerProblemSuite):
     """HumanEval+ : the same tasks with evalplus's base and extra (plus) inputs, judged by value."""
 
     name = "humaneval+"
@@ -119,17 +119,7 @@ class HumanEvalPlusSuite(Suite):
     default_version = "v0.1.10"
     group_names = ("base", "plus")
 
-    def parse(self, path: Path) -> list[Problem]:
-        return [self._problem(row) for row in read_jsonl(path)]
-
-    def parse_only(self, path: Path, task_ids: set[str]) -> list[Problem]:
-        return [self._problem(row) for row in read_jsonl_with(path, task_ids)]
-
-    def n_problems(self) -> int:
-        return len(self._problems) if self._problems is not None else count_rows(self.path())
-
-    @staticmethod
-    def _problem(row: dict) -> Problem:
+    def problem_from_row(self, row: dict) -> Problem:
         return evalplus_problem(
             row,
             reference=row["prompt"] + row["canonical_solution"],

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from ra3bench.suites import SUITES
-from ra3bench.suites.base import Comparison, DataFile, Problem, Suite, TestGroup
-from ra3bench.suites.data import count_rows, read_jsonl, read_jsonl_with
+from ra3bench.suites.base import Comparison, DataFile, Problem, RowPerProblemSuite, Suite, TestGroup
+from ra3bench.suites.data import read_jsonl
 from ra3bench.suites.humaneval import evalplus_problem, sample_program
 from ra3bench.suites.mbpp_inputs import restore_inputs
 
@@ -136,7 +136,7 @@ class MbppTrainSuite(MbppSuite):
 
 
 @SUITES.register("mbpp+")
-class MbppPlusSuite(Suite):
+class MbppPlusSuite(RowPerProblemSuite):
     """MBPP+ : 378 cleaned MBPP tasks with evalplus's base and plus inputs, judged by value."""
 
     name = "mbpp+"
@@ -152,17 +152,7 @@ class MbppPlusSuite(Suite):
     default_version = "v0.2.0"
     group_names = ("base", "plus")
 
-    def parse(self, path: Path) -> list[Problem]:
-        return [self._problem(row) for row in read_jsonl(path)]
-
-    def parse_only(self, path: Path, task_ids: set[str]) -> list[Problem]:
-        return [self._problem(row) for row in read_jsonl_with(path, task_ids)]
-
-    def n_problems(self) -> int:
-        return len(self._problems) if self._problems is not None else count_rows(self.path())
-
-    @staticmethod
-    def _problem(row: dict) -> Problem:
+    def problem_from_row(self, row: dict) -> Problem:
         return evalplus_problem(
             row,
             reference=row["canonical_solution"],

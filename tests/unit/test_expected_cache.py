@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from counting_sandbox import CountingSandbox
 
 from ra3bench.expected import load_or_compute
-from ra3bench.sandbox.base import CallResult, CallStatus, Job, JobResult, Sandbox
-from ra3bench.sandbox.harness.protocol import encode_value
 from ra3bench.suites.base import Comparison, Problem, Suite, TestGroup
 
 
-class CountingSandbox(Sandbox):
-    """Runs `x + 1` for each call, without a process: this test is about the cache, not execution."""
-
-    name = "counting"
-
-    def __init__(self) -> None:
-        self.jobs = 0
-
-    @property
-    def workers(self) -> int:
-        return 1
-
-    def run(self, job: Job) -> JobResult:
-        self.jobs += 1
-        calls = [CallResult(CallStatus.OK, encode_value(args[0] + 1), 0.001) for args in job.calls]
-        return JobResult(load=CallResult(CallStatus.OK), calls=calls)
+def counting_sandbox() -> CountingSandbox:
+    return CountingSandbox(lambda args: args[0] + 1)
 
 
 class TinySuite(Suite):
@@ -69,7 +54,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_second_load_runs_nothing_and_gives_the_same_outputs():
-    sandbox = CountingSandbox()
+    sandbox = counting_sandbox()
     first = load_or_compute(TinySuite([1, 2]), sandbox)
     assert sandbox.jobs == 2
     second = load_or_compute(TinySuite([1, 2]), sandbox)
@@ -79,7 +64,7 @@ def test_second_load_runs_nothing_and_gives_the_same_outputs():
 
 
 def test_a_changed_problem_is_recomputed_alone():
-    sandbox = CountingSandbox()
+    sandbox = counting_sandbox()
     load_or_compute(TinySuite([1, 2]), sandbox)
     changed = load_or_compute(TinySuite([1, 5]), sandbox)
     assert sandbox.jobs == 3
@@ -87,7 +72,7 @@ def test_a_changed_problem_is_recomputed_alone():
 
 
 def test_a_damaged_cache_is_recomputed(tmp_path):
-    sandbox = CountingSandbox()
+    sandbox = counting_sandbox()
     first = load_or_compute(TinySuite([1]), sandbox)
     first.path.write_bytes(b"garbage")
     load_or_compute(TinySuite([1]), sandbox)
@@ -133,7 +118,7 @@ def test_the_cache_follows_xdg_cache_home(tmp_path, monkeypatch):
 def test_only_the_problems_asked_are_read_or_computed():
     """The store holds one record per problem: a run of one task reads one record, a later run of more
     computes only the new ones, and the digest names exactly the records a run used."""
-    sandbox = CountingSandbox()
+    sandbox = counting_sandbox()
     one = load_or_compute(TinySuite([1, 2, 3]), sandbox, TinySuite([1, 2, 3]).problems()[:1])
     assert sandbox.jobs == 1 and set(one.tasks) == {"t/0"}
     three = load_or_compute(TinySuite([1, 2, 3]), sandbox)
@@ -218,7 +203,8 @@ def test_the_fingerprint_is_the_same_in_another_process():
     )
     expected = problem_fingerprint(_problem([[{"b": 1, "a": [2.5, "z"]}, "text", None]]))
     for seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
+        helpers = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": helpers}
         run = [sys.executable, "-c", code]
         out = subprocess.run(run, env=env, cwd=Path(__file__).parents[2], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == expected

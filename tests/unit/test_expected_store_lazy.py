@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from counting_sandbox import CountingSandbox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +37,7 @@ from ra3bench.expected_store import (
 from ra3bench.judge import TimePolicy, group_job, judge_group
 from ra3bench.paths import cache_root
 from ra3bench.records import Status
-from ra3bench.sandbox.base import CallResult, CallStatus, Job, JobResult, Limits, Sandbox
+from ra3bench.sandbox.base import CallResult, CallStatus, JobResult, Limits
 from ra3bench.sandbox.harness.protocol import VALUE_ENCODER, encode_value, value_digest
 from ra3bench.suites.base import Comparison, Problem, Suite, TestGroup
 
@@ -156,22 +157,8 @@ def reference_value(x: int):
     return BIG_TEXT if x == 0 else f"{SMALL_TEXT}{x}"
 
 
-class CountingSandbox(Sandbox):
-    """Answers each call with ``reference_value``; counts jobs (this is about the store, not execution)."""
-
-    name = "counting"
-
-    def __init__(self) -> None:
-        self.jobs = 0
-
-    @property
-    def workers(self) -> int:
-        return 1
-
-    def run(self, job: Job) -> JobResult:
-        self.jobs += 1
-        calls = [CallResult(CallStatus.OK, encode_value(reference_value(args[0])), 0.001) for args in job.calls]
-        return JobResult(load=CallResult(CallStatus.OK), calls=calls)
+def counting_sandbox() -> CountingSandbox:
+    return CountingSandbox(lambda args: reference_value(args[0]))
 
 
 class TextSuite(Suite):
@@ -247,7 +234,7 @@ def inflations(monkeypatch) -> Iterator[Inflations]:
 
 def computed_and_stored() -> tuple:
     """(eager expectations, expectations loaded from the store) of TextSuite."""
-    sandbox = CountingSandbox()
+    sandbox = counting_sandbox()
     eager = load_or_compute(TextSuite(), sandbox)
     loaded = load_or_compute(TextSuite(), sandbox)
     assert sandbox.jobs == 4  # the second load ran nothing
@@ -258,7 +245,7 @@ def computed_and_stored() -> tuple:
 def test_loading_decompresses_nothing_and_large_outputs_only_when_read(inflations):
     eager, _ = computed_and_stored()
     inflations.calls.clear()
-    loaded = load_or_compute(TextSuite(), CountingSandbox())
+    loaded = load_or_compute(TextSuite(), counting_sandbox())
     plus = loaded.get("t/0", "plus")
     assert inflations.calls == []
     assert plus.digests(Limits.digest_min_bytes) == eager.get("t/0", "plus").digests(Limits.digest_min_bytes)
@@ -278,7 +265,7 @@ def test_judging_large_outputs_by_digest_never_decompresses_them(inflations):
     """A correct program's large texts come back as sha256s (the job's digest_calls, from metadata):
     the group is judged without inflating them; a wrong digest still fails."""
     computed_and_stored()
-    loaded = load_or_compute(TextSuite(), CountingSandbox())
+    loaded = load_or_compute(TextSuite(), counting_sandbox())
     problem = TextSuite().problems()[0]
     expected = loaded.get("t/0", "plus")
     inflations.calls.clear()
@@ -300,7 +287,7 @@ def test_judging_large_outputs_by_digest_never_decompresses_them(inflations):
 
 def test_first_use_from_many_threads_decodes_each_blob_once(monkeypatch):
     computed_and_stored()
-    loaded = load_or_compute(TextSuite(), CountingSandbox())
+    loaded = load_or_compute(TextSuite(), counting_sandbox())
     expected = loaded.get("t/0", "plus")
     counter = Inflations(delay_s=0.02)  # every inflation slow: the threads meet inside it
     monkeypatch.setattr(expected_store.zlib, "decompress", counter)
@@ -358,7 +345,7 @@ def _flip(data: bytes, at: int) -> bytes:
     ],
 )
 def test_a_damaged_record_is_recomputed_and_never_used(damage):
-    sandbox = CountingSandbox()
+    sandbox = counting_sandbox()
     first = load_or_compute(TextSuite(), sandbox)
     row = _rows()[0]
     column, value = damage(row)
@@ -376,7 +363,7 @@ def _rehashed(task_id: str, fingerprint: str, meta: bytes, payload: bytes) -> st
 
 
 def test_a_record_of_the_wrong_shape_is_recomputed_even_with_a_matching_digest():
-    sandbox = CountingSandbox()
+    sandbox = counting_sandbox()
     load_or_compute(TextSuite(), sandbox)
     task_id, fingerprint, _, meta, payload = _rows()[0]
     shapes = (
@@ -398,7 +385,7 @@ def test_a_record_of_the_wrong_shape_is_recomputed_even_with_a_matching_digest()
 def test_a_blob_that_does_not_decode_is_refused_not_used():
     """A blob damaged *before* its digest was taken (a broken writer) passes the load check; reading it
     raises rather than giving a wrong value."""
-    sandbox = CountingSandbox()
+    sandbox = counting_sandbox()
     load_or_compute(TextSuite(), sandbox)
     task_id, fingerprint, _, meta, payload = _rows()[0]
     bad = b"\xff" * len(payload)
@@ -426,7 +413,7 @@ def test_a_file_of_the_previous_schema_is_never_read():
             )
             db.executemany("INSERT INTO tasks VALUES (?, ?, ?)", [(t, f, payload) for t, f in fingerprints.items()])
     assert ExpectedStore(store_path(cache_root(), key)).load(fingerprints) == {}
-    sandbox = CountingSandbox()
+    sandbox = counting_sandbox()
     first = load_or_compute(TextSuite(), sandbox)
     assert sandbox.jobs == 4 and first.get("t/0", "base").outputs == [f"{SMALL_TEXT}1", f"{SMALL_TEXT}2"]
     with sqlite3.connect(store_path(cache_root(), key)) as db:
@@ -436,7 +423,7 @@ def test_a_file_of_the_previous_schema_is_never_read():
 
 
 def test_a_file_of_a_later_schema_is_not_read():
-    sandbox = CountingSandbox()
+    sandbox = counting_sandbox()
     load_or_compute(TextSuite(), sandbox)
     with sqlite3.connect(_store_file()) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
