@@ -13,32 +13,11 @@ import argparse
 import os
 import resource
 import time
-from pathlib import Path
+
+from proc_cpu import tree_cpu_s
 
 from ra3bench.sandbox.base import CallStatus, Job
 from ra3bench.sandbox.local import LocalSandbox
-
-
-def _tree_cpu_s(roots: list[int]) -> float:
-    """CPU seconds of these processes, their descendants, and the children they reaped (jobs)."""
-    table: dict[int, tuple[int, float]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                fields = Path(f"/proc/{name}/stat").read_bytes().rpartition(b")")[2].split()
-            except OSError:
-                continue
-            ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-            table[int(name)] = (int(fields[1]), ticks / os.sysconf("SC_CLK_TCK"))
-    total, todo, seen = 0.0, list(roots), set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen or pid not in table:
-            continue
-        seen.add(pid)
-        total += table[pid][1]
-        todo.extend(p for p, (ppid, _) in table.items() if ppid == pid)
-    return total
 
 
 def main() -> None:
@@ -65,7 +44,7 @@ def main() -> None:
     try:
         for _ in sandbox.run_many([job] * (4 * sandbox.workers)):  # start and warm every worker
             pass
-        workers_before = _tree_cpu_s(sandbox.worker_pids())
+        workers_before = tree_cpu_s(sandbox.worker_pids())
         host_before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
         bad = sum(
@@ -75,7 +54,7 @@ def main() -> None:
         )
         elapsed = time.perf_counter() - start
         host_after = resource.getrusage(resource.RUSAGE_SELF)
-        workers_cpu = _tree_cpu_s(sandbox.worker_pids()) - workers_before
+        workers_cpu = tree_cpu_s(sandbox.worker_pids()) - workers_before
     finally:
         sandbox.close()
     host_cpu = host_after.ru_utime + host_after.ru_stime - host_before.ru_utime - host_before.ru_stime

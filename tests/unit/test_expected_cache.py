@@ -3,49 +3,23 @@
 from __future__ import annotations
 
 import pytest
-from counting_sandbox import CountingSandbox
+from in_memory import CountingSandbox, InMemorySuite
 
 from ra3bench.expected import load_or_compute
-from ra3bench.suites.base import Comparison, Problem, Suite, TestGroup
+from ra3bench.suites.base import Comparison, Problem, TestGroup
 
 
 def counting_sandbox() -> CountingSandbox:
     return CountingSandbox(lambda args: args[0] + 1)
 
 
-class TinySuite(Suite):
-    name = "tiny"
-    description = "two problems"
-    versions = {}  # noqa: RUF012
-    default_version = "1"
-    group_names = ("base",)
-
-    def __init__(self, inputs: list) -> None:
-        self.version = "1"
-        self._inputs = inputs
-
-    @property
-    def data_sha256(self) -> str:
-        return "0" * 64
-
-    def problems(self) -> list[Problem]:
-        return [
-            Problem(
-                f"t/{i}",
-                "",
-                "",
-                "f",
-                "def f(x):\n    return x + 1\n",
-                {"base": TestGroup("base", Comparison.VALUES, [[x]])},
-            )
-            for i, x in enumerate(self._inputs)
-        ]
-
-    def parse(self, path):  # pragma: no cover - not file based
-        raise NotImplementedError
-
-    def program_from_sample(self, problem, sample):  # pragma: no cover
-        raise NotImplementedError
+def tiny_suite(inputs: list) -> InMemorySuite:
+    """One problem per input: f(x) = x + 1 on that one input."""
+    problems = [
+        Problem(f"t/{i}", "", "", "f", "def f(x):\n    return x + 1\n", {"base": TestGroup("base", inputs=[[x]])})
+        for i, x in enumerate(inputs)
+    ]
+    return InMemorySuite("tiny", problems)
 
 
 @pytest.fixture(autouse=True)
@@ -55,9 +29,9 @@ def cache(tmp_path, monkeypatch):
 
 def test_second_load_runs_nothing_and_gives_the_same_outputs():
     sandbox = counting_sandbox()
-    first = load_or_compute(TinySuite([1, 2]), sandbox)
+    first = load_or_compute(tiny_suite([1, 2]), sandbox)
     assert sandbox.jobs == 2
-    second = load_or_compute(TinySuite([1, 2]), sandbox)
+    second = load_or_compute(tiny_suite([1, 2]), sandbox)
     assert sandbox.jobs == 2
     assert second.get("t/1", "base").outputs == first.get("t/1", "base").outputs == [3]
     assert second.sha256 == first.sha256
@@ -65,17 +39,17 @@ def test_second_load_runs_nothing_and_gives_the_same_outputs():
 
 def test_a_changed_problem_is_recomputed_alone():
     sandbox = counting_sandbox()
-    load_or_compute(TinySuite([1, 2]), sandbox)
-    changed = load_or_compute(TinySuite([1, 5]), sandbox)
+    load_or_compute(tiny_suite([1, 2]), sandbox)
+    changed = load_or_compute(tiny_suite([1, 5]), sandbox)
     assert sandbox.jobs == 3
     assert changed.get("t/1", "base").outputs == [6]
 
 
 def test_a_damaged_cache_is_recomputed(tmp_path):
     sandbox = counting_sandbox()
-    first = load_or_compute(TinySuite([1]), sandbox)
+    first = load_or_compute(tiny_suite([1]), sandbox)
     first.path.write_bytes(b"garbage")
-    load_or_compute(TinySuite([1]), sandbox)
+    load_or_compute(tiny_suite([1]), sandbox)
     assert sandbox.jobs == 2
 
 
@@ -119,11 +93,11 @@ def test_only_the_problems_asked_are_read_or_computed():
     """The store holds one record per problem: a run of one task reads one record, a later run of more
     computes only the new ones, and the digest names exactly the records a run used."""
     sandbox = counting_sandbox()
-    one = load_or_compute(TinySuite([1, 2, 3]), sandbox, TinySuite([1, 2, 3]).problems()[:1])
+    one = load_or_compute(tiny_suite([1, 2, 3]), sandbox, tiny_suite([1, 2, 3]).problems()[:1])
     assert sandbox.jobs == 1 and set(one.tasks) == {"t/0"}
-    three = load_or_compute(TinySuite([1, 2, 3]), sandbox)
+    three = load_or_compute(tiny_suite([1, 2, 3]), sandbox)
     assert sandbox.jobs == 3 and set(three.tasks) == {"t/0", "t/1", "t/2"}
-    again = load_or_compute(TinySuite([1, 2, 3]), sandbox, TinySuite([1, 2, 3]).problems()[:1])
+    again = load_or_compute(tiny_suite([1, 2, 3]), sandbox, tiny_suite([1, 2, 3]).problems()[:1])
     assert sandbox.jobs == 3 and again.sha256 == one.sha256 != three.sha256
 
 

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from counting_sandbox import CountingSandbox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from in_memory import CountingSandbox, InMemorySuite
 
 from ra3bench import expected_store
 from ra3bench.expected import GroupExpectation, expectations_key, load_or_compute, problem_fingerprint
@@ -39,7 +39,7 @@ from ra3bench.paths import cache_root
 from ra3bench.records import Status
 from ra3bench.sandbox.base import CallResult, CallStatus, JobResult, Limits
 from ra3bench.sandbox.harness.protocol import VALUE_ENCODER, encode_value, value_digest
-from ra3bench.suites.base import Comparison, Problem, Suite, TestGroup
+from ra3bench.suites.base import Comparison, Problem, TestGroup
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BIG = BIG_OUTPUT_CHARS
@@ -161,42 +161,23 @@ def counting_sandbox() -> CountingSandbox:
     return CountingSandbox(lambda args: reference_value(args[0]))
 
 
-class TextSuite(Suite):
-    name = "text"
-    description = "problems with large and small text outputs"
-    versions = {}  # noqa: RUF012
-    default_version = "1"
-    group_names = ("base", "plus")
-
-    def __init__(self, tasks: int = 2) -> None:
-        self.version = "1"
-        self._tasks = tasks
-
-    @property
-    def data_sha256(self) -> str:
-        return "0" * 64
-
-    def problems(self) -> list[Problem]:
-        return [
-            Problem(
-                f"t/{i}",
-                "",
-                "",
-                "f",
-                "def f(x):\n    return x\n",
-                {
-                    "base": TestGroup("base", Comparison.VALUES, [[1], [2]]),
-                    "plus": TestGroup("plus", Comparison.VALUES, [[3], [0], [4], [0]]),
-                },
-            )
-            for i in range(self._tasks)
-        ]
-
-    def parse(self, path):  # pragma: no cover - not file based
-        raise NotImplementedError
-
-    def program_from_sample(self, problem, sample):  # pragma: no cover
-        raise NotImplementedError
+def text_suite(tasks: int = 2) -> InMemorySuite:
+    """Problems with large and small text outputs (``reference_value``)."""
+    problems = [
+        Problem(
+            f"t/{i}",
+            "",
+            "",
+            "f",
+            "def f(x):\n    return x\n",
+            {
+                "base": TestGroup("base", Comparison.VALUES, [[1], [2]]),
+                "plus": TestGroup("plus", Comparison.VALUES, [[3], [0], [4], [0]]),
+            },
+        )
+        for i in range(tasks)
+    ]
+    return InMemorySuite("text", problems, ("base", "plus"))
 
 
 @pytest.fixture(autouse=True)
@@ -233,10 +214,10 @@ def inflations(monkeypatch) -> Iterator[Inflations]:
 
 
 def computed_and_stored() -> tuple:
-    """(eager expectations, expectations loaded from the store) of TextSuite."""
+    """(eager expectations, expectations loaded from the store) of text_suite()."""
     sandbox = counting_sandbox()
-    eager = load_or_compute(TextSuite(), sandbox)
-    loaded = load_or_compute(TextSuite(), sandbox)
+    eager = load_or_compute(text_suite(), sandbox)
+    loaded = load_or_compute(text_suite(), sandbox)
     assert sandbox.jobs == 4  # the second load ran nothing
     assert loaded.sha256 == eager.sha256
     return eager, loaded
@@ -245,7 +226,7 @@ def computed_and_stored() -> tuple:
 def test_loading_decompresses_nothing_and_large_outputs_only_when_read(inflations):
     eager, _ = computed_and_stored()
     inflations.calls.clear()
-    loaded = load_or_compute(TextSuite(), counting_sandbox())
+    loaded = load_or_compute(text_suite(), counting_sandbox())
     plus = loaded.get("t/0", "plus")
     assert inflations.calls == []
     assert plus.digests(Limits.digest_min_bytes) == eager.get("t/0", "plus").digests(Limits.digest_min_bytes)
@@ -265,8 +246,8 @@ def test_judging_large_outputs_by_digest_never_decompresses_them(inflations):
     """A correct program's large texts come back as sha256s (the job's digest_calls, from metadata):
     the group is judged without inflating them; a wrong digest still fails."""
     computed_and_stored()
-    loaded = load_or_compute(TextSuite(), counting_sandbox())
-    problem = TextSuite().problems()[0]
+    loaded = load_or_compute(text_suite(), counting_sandbox())
+    problem = text_suite().problems()[0]
     expected = loaded.get("t/0", "plus")
     inflations.calls.clear()
     job = group_job(problem, "plus", "def f(x): ...", expected, TimePolicy(), Limits())
@@ -287,7 +268,7 @@ def test_judging_large_outputs_by_digest_never_decompresses_them(inflations):
 
 def test_first_use_from_many_threads_decodes_each_blob_once(monkeypatch):
     computed_and_stored()
-    loaded = load_or_compute(TextSuite(), counting_sandbox())
+    loaded = load_or_compute(text_suite(), counting_sandbox())
     expected = loaded.get("t/0", "plus")
     counter = Inflations(delay_s=0.02)  # every inflation slow: the threads meet inside it
     monkeypatch.setattr(expected_store.zlib, "decompress", counter)
@@ -315,7 +296,7 @@ def test_first_use_from_many_threads_decodes_each_blob_once(monkeypatch):
 
 
 def _store_file() -> Path:
-    return store_path(cache_root(), expectations_key(TextSuite()))
+    return store_path(cache_root(), expectations_key(text_suite()))
 
 
 def _rows() -> list[tuple]:
@@ -346,11 +327,11 @@ def _flip(data: bytes, at: int) -> bytes:
 )
 def test_a_damaged_record_is_recomputed_and_never_used(damage):
     sandbox = counting_sandbox()
-    first = load_or_compute(TextSuite(), sandbox)
+    first = load_or_compute(text_suite(), sandbox)
     row = _rows()[0]
     column, value = damage(row)
     _update(row[0], column, value)
-    again = load_or_compute(TextSuite(), sandbox)
+    again = load_or_compute(text_suite(), sandbox)
     assert sandbox.jobs == 6  # that problem's two groups, again
     for name in ("base", "plus"):
         assert_same(again.get(row[0], name), first.get(row[0], name))
@@ -364,7 +345,7 @@ def _rehashed(task_id: str, fingerprint: str, meta: bytes, payload: bytes) -> st
 
 def test_a_record_of_the_wrong_shape_is_recomputed_even_with_a_matching_digest():
     sandbox = counting_sandbox()
-    load_or_compute(TextSuite(), sandbox)
+    load_or_compute(text_suite(), sandbox)
     task_id, fingerprint, _, meta, payload = _rows()[0]
     shapes = (
         b"[]",  # not a mapping of groups
@@ -378,7 +359,7 @@ def test_a_record_of_the_wrong_shape_is_recomputed_even_with_a_matching_digest()
         _update(task_id, "meta", bad_meta)
         _update(task_id, "digest", _rehashed(task_id, fingerprint, bad_meta, payload))
         jobs = sandbox.jobs
-        load_or_compute(TextSuite(), sandbox)
+        load_or_compute(text_suite(), sandbox)
         assert sandbox.jobs == jobs + 2
 
 
@@ -386,12 +367,12 @@ def test_a_blob_that_does_not_decode_is_refused_not_used():
     """A blob damaged *before* its digest was taken (a broken writer) passes the load check; reading it
     raises rather than giving a wrong value."""
     sandbox = counting_sandbox()
-    load_or_compute(TextSuite(), sandbox)
+    load_or_compute(text_suite(), sandbox)
     task_id, fingerprint, _, meta, payload = _rows()[0]
     bad = b"\xff" * len(payload)
     _update(task_id, "payload", bad)
     _update(task_id, "digest", _rehashed(task_id, fingerprint, meta, bad))
-    loaded = load_or_compute(TextSuite(), sandbox).get(task_id, "plus")
+    loaded = load_or_compute(text_suite(), sandbox).get(task_id, "plus")
     with pytest.raises(DamagedRecord):
         loaded.calls_json()
     with pytest.raises(DamagedRecord):
@@ -401,8 +382,8 @@ def test_a_blob_that_does_not_decode_is_refused_not_used():
 def test_a_file_of_the_previous_schema_is_never_read():
     """Schema 1 kept whole records (zlib JSON) in a ``tasks`` table, at ``<key>.sqlite``: neither that file
     nor such a table at this schema's path is read; the latter is replaced when the store writes."""
-    key = expectations_key(TextSuite())
-    fingerprints = {p.task_id: problem_fingerprint(p) for p in TextSuite().problems()}
+    key = expectations_key(text_suite())
+    fingerprints = {p.task_id: problem_fingerprint(p) for p in text_suite().problems()}
     wrong = {"base": {"args": [[1], [2]], "outputs": ["x", "y"], "times_s": [0.0] * 2, "statuses": ["ok"] * 2}}
     payload = zlib.compress(json.dumps(wrong).encode())
     for path in (cache_root() / "expected" / f"{key}.sqlite", store_path(cache_root(), key)):
@@ -414,20 +395,20 @@ def test_a_file_of_the_previous_schema_is_never_read():
             db.executemany("INSERT INTO tasks VALUES (?, ?, ?)", [(t, f, payload) for t, f in fingerprints.items()])
     assert ExpectedStore(store_path(cache_root(), key)).load(fingerprints) == {}
     sandbox = counting_sandbox()
-    first = load_or_compute(TextSuite(), sandbox)
+    first = load_or_compute(text_suite(), sandbox)
     assert sandbox.jobs == 4 and first.get("t/0", "base").outputs == [f"{SMALL_TEXT}1", f"{SMALL_TEXT}2"]
     with sqlite3.connect(store_path(cache_root(), key)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    again = load_or_compute(TextSuite(), sandbox)
+    again = load_or_compute(text_suite(), sandbox)
     assert sandbox.jobs == 4 and again.sha256 == first.sha256
 
 
 def test_a_file_of_a_later_schema_is_not_read():
     sandbox = counting_sandbox()
-    load_or_compute(TextSuite(), sandbox)
+    load_or_compute(text_suite(), sandbox)
     with sqlite3.connect(_store_file()) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    load_or_compute(TextSuite(), sandbox)
+    load_or_compute(text_suite(), sandbox)
     assert sandbox.jobs == 8
-    load_or_compute(TextSuite(), sandbox)
+    load_or_compute(text_suite(), sandbox)
     assert sandbox.jobs == 8
