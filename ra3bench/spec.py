@@ -151,12 +151,13 @@ class EvalSpec(EvalOptions):
 
     def problems_of(self, suite: Suite) -> list[Problem]:
         """The suite's problems this spec selects: the filters, then ``tasks``, then ``limit``."""
+        problems: list[Problem] = []
         if self.tasks and not any(self.select.values()):  # named tasks: only their rows need parsing
-            found = {p.task_id: p for p in suite.problems_with(list(self.tasks))}
-            if all(t in found for t in self.tasks):
-                named = [found[t] for t in self.tasks]
-                return named[: self.limit] if self.limit else named
-        problems = suite.selected(**self.select)
+            named = suite.problems_with(list(self.tasks))
+            if {p.task_id for p in named} >= set(self.tasks):
+                problems = named
+        if not problems:  # filters, or an unknown id (the whole suite names one in the error)
+            problems = suite.selected(**self.select)
         if not problems:
             raise UsageError("no problems selected")
         if self.tasks:

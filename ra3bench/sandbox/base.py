@@ -113,8 +113,13 @@ class Job:
     def to_wire(self) -> dict:
         wire = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _HOST_ONLY}
         wire["limits"] = asdict(self.limits)
-        wire["stream"] = self.answer_fails is not None and self.fail_fast
+        wire["stream"] = self.streams
         return wire
+
+    @property
+    def streams(self) -> bool:
+        """Whether answers stream to the trusted side while it runs (``answer_fails``, with fail_fast)."""
+        return self.answer_fails is not None and self.fail_fast
 
     def to_wire_json(self) -> bytes:
         """The framed body; pre-serialized calls are spliced in rather than encoded again."""

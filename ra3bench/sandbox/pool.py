@@ -370,7 +370,7 @@ class PooledSandbox(Sandbox):
                 worker = self._start()
             started = time.monotonic()
             try:
-                stream = AnswerStream(job) if job.answer_fails is not None and job.fail_fast else None
+                stream = AnswerStream(job) if job.streams else None
                 message = worker.request(payload, budget + (START_GRACE_S if fresh else 0.0), stream)
             except WorkerFault as exc:
                 self._retire(worker, kill=True)

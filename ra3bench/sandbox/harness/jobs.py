@@ -204,18 +204,20 @@ class Progress:
         self.pending = bytearray()
 
     def send(self, answers: list[tuple[int, dict, int]]) -> None:
-        """Stream call results: (index, checked frame, its size on the child's pipe); large ones are left out."""
-        small = [(i, frame) for i, frame, size in answers if size <= STREAM_MAX_BYTES]
-        if not self.on or not small:
+        """Stream call results: (index, checked frame, its size on the child's pipe); large ones are left out.
+        Called after every read, new answers or not, so that what the pipe could not take goes on."""
+        if not self.on:
             return
-        body = json.dumps(
-            {"progress": [[i, {k: v for k, v in frame.items() if k != "k"}] for i, frame in small]},
-            separators=(",", ":"),
-            allow_nan=False,
-        ).encode()
-        self.pending += len(body).to_bytes(4, "big") + body
-        self.sent.update(i for i, _ in small)
-        self.flush(block=False)
+        small = [(i, frame) for i, frame, size in answers if size <= STREAM_MAX_BYTES]
+        if small:
+            body = json.dumps(
+                {"progress": [[i, {k: v for k, v in frame.items() if k != "k"}] for i, frame in small]},
+                separators=(",", ":"),
+                allow_nan=False,
+            ).encode()
+            self.pending += len(body).to_bytes(4, "big") + body
+            self.sent.update(i for i, _ in small)
+        self.flush(block=False)  # also what an earlier send left pending
 
     def flush(self, block: bool) -> None:
         """Write what is pending: all of it (``block``), or what the pipe takes now. A pipe that polls

@@ -337,7 +337,6 @@ class Server:
                 if progress.on:
                     answered = zip(items[before:], run.frames[before:], sizes, strict=False)
                     progress.send([(i, f, size) for i, f, size in answered if type(i) is int])
-                    progress.flush(block=False)
                     if not run.reason and progress.stop_asked():
                         run.reason = "stopped"
                         break
