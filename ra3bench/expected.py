@@ -31,6 +31,7 @@ from ra3bench.expected_store import (
     LazyArgs,
     LazyOutputs,
     StoredGroup,
+    int_form_digest,
     selection_digest,
     store_path,
     text_only,
@@ -38,6 +39,7 @@ from ra3bench.expected_store import (
 from ra3bench.paths import cache_root
 from ra3bench.progress import progress_bar
 from ra3bench.sandbox.base import CallStatus, Job, Limits, Sandbox
+from ra3bench.sandbox.harness.jobs import RAW_MIN_BYTES
 from ra3bench.sandbox.harness.protocol import VALUE_ENCODER, encode_value, value_digest
 from ra3bench.suites.base import Comparison, Problem, Suite
 
@@ -60,6 +62,7 @@ class GroupExpectation:
         "_digests",
         "_nan_free",
         "_outputs",
+        "_sha256s",
         "_stored",
         "args",
         "problem_note",
@@ -84,6 +87,7 @@ class GroupExpectation:
         self._calls_json: str | None = None
         self._digests: dict[int, dict[int, str]] = {}
         self._nan_free: list[bool] | None = None
+        self._sha256s: dict[int, tuple[str, ...]] = {}
 
     @property
     def outputs(self) -> Sequence[Any]:
@@ -160,6 +164,25 @@ class GroupExpectation:
                             found[i] = value_digest(text)["h"]
             self._digests[min_bytes] = found
         return found
+
+    def sha256s(self, i: int) -> tuple[str, ...]:
+        """The ``value_digest`` of output ``i``'s encoding, and of its int form (``ints_for_integral_floats``)
+        where that differs: bytes that hash to one of them encode a value equal to it. Empty where the
+        encoding is no longer than ``RAW_MIN_BYTES``: a raw value (always longer) cannot be it."""
+        if self._stored is not None:
+            return self._stored.sha256s(i)
+        if i not in self._sha256s:
+            out = self._outputs[i]
+            try:
+                text = VALUE_ENCODER.encode(out)
+            except ValueError:  # a raw non-finite float: never matched by equality
+                text = ""
+            found: tuple[str, ...] = ()
+            if len(text) > RAW_MIN_BYTES:
+                int_digest = int_form_digest(out, text)
+                found = (value_digest(text)["h"], int_digest) if int_digest else (value_digest(text)["h"],)
+            self._sha256s[i] = found
+        return self._sha256s[i]
 
     def nan_free(self, i: int) -> bool:
         """Whether output ``i`` has no NaN inside: only then does an equal encoding mean an equal value."""

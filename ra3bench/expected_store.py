@@ -8,17 +8,19 @@ still too much: a full HumanEval+ run spent 3.1 s of CPU inflating (1.1 s) and p
 298 MB of expected outputs before judging anything, 280 MB of it the large values of three tasks
 (HumanEval/15's texts of up to 6.9 MB, /130's and /100's long number lists) that judging mostly
 never looks at: a large text comes back from the sandbox as a sha256 (``Limits.digest_min_bytes``),
+and any other large value as its bytes (``Job.raw_values``), which the judge hashes; either is
 compared with a sha256 the store keeps.
 
-So a record (schema 2) is split. ``meta`` (plain JSON, read at load) holds, per group, the problem
-note, the statuses (run-length), where each blob is, and for every output whose encoding is longer
-than ``BIG_OUTPUT_CHARS``: its length, whether it is text only, its ``value_digest``; and which
-outputs have a NaN inside. ``payload`` holds the blobs: the reference's times (raw float64, decoded
-at load: every run sums them), the arguments as the compact JSON text the sandbox is sent
-(``zlib``), the other outputs as one JSON list (``zlib``), and each large output on its own
-(``zlib``). Arguments and outputs are decoded on first use, per group (``LazyArgs``,
-``LazyOutputs``), each large output only when it is itself read; ``digests(min_bytes)`` with
-``min_bytes >= BIG_OUTPUT_CHARS`` comes from ``meta`` alone.
+So a record (schema 3; 2 kept the sha256 of large texts only) is split. ``meta`` (plain JSON, read
+at load) holds, per group, the problem note, the statuses (run-length), where each blob is, and for
+every output whose encoding is longer than ``BIG_OUTPUT_CHARS``: its length, whether it is text
+only, its ``value_digest`` and that of its int form (``int_form_digest``: a program may return
+``2`` where the reference returned ``2.0``); and which outputs have a NaN inside. ``payload`` holds
+the blobs: the reference's times (raw float64, decoded at load: every run sums them), the arguments
+as the compact JSON text the sandbox is sent (``zlib``), the other outputs as one JSON list
+(``zlib``), and each large output on its own (``zlib``). Arguments and outputs are decoded on first
+use, per group (``LazyArgs``, ``LazyOutputs``), each large output only when it is itself read;
+``digests(min_bytes)`` with ``min_bytes >= BIG_OUTPUT_CHARS`` comes from ``meta`` alone.
 
 The store is a cache and is never trusted blindly. Decoding is lazy, so damage is looked for at
 load: each row keeps the sha256 of its id, fingerprint, meta and payload (``digest``), checked when
@@ -48,9 +50,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ra3bench.sandbox.harness.protocol import VALUE_ENCODER, value_digest
+from ra3bench.sandbox.harness.protocol import VALUE_ENCODER, decode_value, encode_value, value_digest
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Outputs whose encoding is longer than this (in characters, as ``digests`` counts) are stored one by
 # one, with their length, text-only flag and sha256 in ``meta``. At most the default
 # ``Limits.digest_min_bytes`` (1 << 16), so that ``digests`` for it is answered from ``meta``; lower,
@@ -179,7 +181,8 @@ class BigOutput:
 
     chars: int  # len(VALUE_ENCODER.encode(value))
     text_only: bool
-    digest: str  # value_digest(text)["h"] if text_only, else ""
+    digest: str  # value_digest(text)["h"]
+    int_digest: str  # the same of ``ints_for_integral_floats(value)``'s encoding where it differs, else ""
     blob: memoryview | None = None  # compressed encoding; None once decoded
 
 
@@ -248,6 +251,13 @@ class LazyOutputs(_LazyList):
             return None
         return {i: b.digest for i, b in sorted(self._big.items()) if b.text_only and b.chars > min_bytes}
 
+    def sha256s(self, i: int) -> tuple[str, ...]:
+        """``value_digest`` of output ``i``'s encoding and of its int form, if it is a large one (from ``meta``)."""
+        big = self._big.get(i)
+        if big is None:
+            return ()
+        return (big.digest, big.int_digest) if big.int_digest else (big.digest,)
+
     def nan_free(self, i: int) -> bool:
         if not -self._n <= i < self._n:
             raise IndexError("output index out of range")
@@ -282,6 +292,36 @@ def text_only(encoded: Any) -> bool:
     if isinstance(encoded, dict) and list(encoded) == ["t"]:
         return all(text_only(x) for x in encoded["t"])
     return False
+
+
+def ints_for_integral_floats(value: Any) -> Any:
+    """``value`` (decoded) with every float that is a whole number as an int: equal to it (``2 == 2.0``).
+
+    A program that returns ``[1, 3, 2, 8]`` where the reference returned ``[1, 3, 2.0, 8.0]`` (HumanEval/130)
+    is right, and its bytes are this form's encoding: a digest of it lets such a value pass unparsed.
+    """
+    kind = type(value)
+    if kind is float:
+        return int(value) if value.is_integer() else value
+    if kind is list or kind is tuple:
+        return kind(ints_for_integral_floats(x) for x in value)
+    if kind is set or kind is frozenset:
+        return kind(ints_for_integral_floats(x) for x in value)
+    if kind is dict:
+        return {ints_for_integral_floats(k): ints_for_integral_floats(v) for k, v in value.items()}
+    return value
+
+
+def int_form_digest(encoded: Any, text: str) -> str:
+    """``value_digest`` of the encoding of ``ints_for_integral_floats`` of an encoded value, or "" if
+    that is ``text`` itself (no float in it is a whole number)."""
+    if "." not in text and "e" not in text and "E" not in text:
+        return ""
+    try:
+        int_text = VALUE_ENCODER.encode(encode_value(ints_for_integral_floats(decode_value(encoded))))
+    except (ValueError, TypeError, RecursionError, OverflowError):
+        return ""
+    return "" if int_text == text else value_digest(int_text)["h"]
 
 
 def _encode_output(value: Any) -> tuple[str, bool]:
@@ -334,9 +374,9 @@ def _pack_group(group: GroupData, payload: _Payload) -> dict[str, Any]:
             nan.append(i)
         if len(text) > BIG_OUTPUT_CHARS:
             only_text = text_only(value)
-            digest = value_digest(text)["h"] if only_text else ""
+            digest = value_digest(text)["h"]
             span = payload.add(zlib.compress(text.encode(), _BIG_LEVEL))
-            big.append([i, *span, len(text), only_text, digest])
+            big.append([i, *span, len(text), only_text, digest, "" if has_nan else int_form_digest(value, text)])
             text = "null"
         small.append(text)
     return {
@@ -401,12 +441,12 @@ def _statuses(runs: Any) -> list[str]:
 
 def _big_outputs(payload: memoryview, specs: Any, n: int) -> dict[int, BigOutput]:
     big: dict[int, BigOutput] = {}
-    for i, offset, length, chars, only_text, digest in specs:
+    for i, offset, length, chars, only_text, digest, int_digest in specs:
         if _int(i) >= n or i in big or type(only_text) is not bool or type(digest) is not str:
             raise ValueError("bad record: a large output is misdescribed")
-        if only_text and len(digest) != 64:
-            raise ValueError("bad record: a large text output without its sha256")
-        big[i] = BigOutput(_int(chars), only_text, digest, _blob(payload, offset, length))
+        if len(digest) != 64 or type(int_digest) is not str or len(int_digest) not in (0, 64):
+            raise ValueError("bad record: a large output without its sha256")
+        big[i] = BigOutput(_int(chars), only_text, digest, int_digest, _blob(payload, offset, length))
     return big
 
 

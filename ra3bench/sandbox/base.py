@@ -99,6 +99,10 @@ class Job:
     limits: Limits = field(default_factory=Limits)
     # Calls whose value is compared by plain equality: when large, only its sha256 travels back.
     digest_calls: list[int] = field(default_factory=list)
+    # Values longer than harness/jobs.py's RAW_MIN_BYTES travel as their bytes, not parsed or
+    # re-encoded on the way: ``CallResult.value`` is then a ``claims.RawValue``, which the judge
+    # hashes (a value byte-equal to the expected one passes) and parses only when it must.
+    raw_values: bool = False
     # `calls` already serialized (the same for every sample of a task): spliced in, not re-encoded.
     calls_json: str | None = field(default=None, repr=False, compare=False)
     # The job carries or produces expected values (a reference run, a checker given the correct

@@ -18,6 +18,7 @@ lists, tuples, sets, dicts, ``None``, bools and :class:`~ra3bench.sandbox.harnes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -72,8 +73,42 @@ def parse_frame(body: bytes) -> dict:
 # --------------------------------------------------------------------------- values
 
 
+class RawValue:
+    """A large encoded value as the bytes that came back (``Job.raw_values``), not yet parsed.
+
+    The judge hashes them: bytes equal to the expected value's encoding pass without either side
+    being parsed. Anything else is parsed by :meth:`encoded`, as strictly as a frame.
+    """
+
+    __slots__ = ("_sha256", "data")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._sha256: str | None = None
+
+    def sha256(self) -> str:
+        """What ``protocol.value_digest`` gives for the same text."""
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.data).hexdigest()
+        return self._sha256
+
+    def encoded(self) -> Any:
+        """The encoded value these bytes claim (JSON); raises :class:`MalformedClaim` if they are not one."""
+        try:
+            return _DECODER.decode(self.data.decode("utf-8"))
+        except MalformedClaim:
+            raise
+        except (ValueError, RecursionError, MemoryError) as exc:  # UnicodeDecodeError is a ValueError
+            raise MalformedClaim(f"a raw value is not JSON: {type(exc).__name__}") from None
+
+    def __repr__(self) -> str:
+        return f"RawValue({len(self.data)} bytes)"
+
+
 def decode_claim(data: Any) -> Any:
     """Plain Python data for an encoded value; raises :class:`MalformedClaim` unless well formed."""
+    if type(data) is RawValue:
+        data = data.encoded()
     try:
         return _decode(data, 0)
     except MalformedClaim:

@@ -55,7 +55,21 @@ SIGNALS = "self-sent signals"
 KILL_WORKER = "kill the worker"
 CLAIMS = "claimed statuses"
 STREAM = "the answer stream"
-KINDS = (ENCODER, FRAMES, HARNESS, NUMPY_LIKE, NESTING, NON_FINITE, MALFORMED, SIGNALS, KILL_WORKER, CLAIMS, STREAM)
+RAW = "raw values"
+KINDS = (
+    ENCODER,
+    FRAMES,
+    HARNESS,
+    NUMPY_LIKE,
+    NESTING,
+    NON_FINITE,
+    MALFORMED,
+    SIGNALS,
+    KILL_WORKER,
+    CLAIMS,
+    STREAM,
+    RAW,
+)
 
 
 @dataclass(frozen=True)
@@ -194,6 +208,25 @@ _STREAM_EVERY_CALL = """\
 for _i in range(len(_job()['calls'])):
     _send('{"progress":[[%d,{"status":"ok","value":true,"time_s":0.0,"error":""}]]}' % _i)
 """
+# A large value travels as its bytes (harness/jobs.py's RAW_MIN_BYTES), passed on unparsed: the
+# load, then every call announcing ``body``'s bytes and sending them, in the child's own format.
+_RAW_ALL = """\
+def _raw_all(body, then_exit=False):
+    _send('{"k":"load","status":"ok","time_s":0.01,"error":""}')
+    for i in range(len(_job()['calls'])):
+        _send('{"k":"call","i":%d,"status":"ok","time_s":0.001,"error":"","raw":%d}' % (i, len(body)))
+        if then_exit:
+            os._exit(0)
+        _send(body)
+"""
+_RAW_SIZE = (1 << 16) + 8
+
+
+def _raws(body: str, then_exit: bool = False) -> str:
+    """A program that, at top level, claims the load and every call with the raw bytes ``body`` (an expression)."""
+    return _program(_FIND, _PIPE, _RAW_ALL, f"_raw_all({body}, then_exit={then_exit})\nos._exit(0)\n")
+
+
 _STOP_EVERYWHERE = """\
 import os
 _stop = b'\\x00\\x00\\x00\\x0d{"stop":true}'
@@ -554,6 +587,18 @@ FORGERIES: list[Forgery] = [
         "a wrong answer, then a grandchild that ignores SIGTERM and keeps answering",
         STREAM,
         _program(_FIND, _PIPE, body=_OUTLIVE_THE_STOP),
+    ),
+    # k. large values passed on as bytes, unparsed until the host hashes them
+    Forgery("raw values on the pipe: bytes that are not JSON", RAW, _raws(f"b'x' * {_RAW_SIZE}")),
+    Forgery("raw values on the pipe: 'true' padded to 64 KB", RAW, _raws(f"b'true' + b' ' * {_RAW_SIZE}")),
+    Forgery(
+        "raw values on the pipe: a guessed sha256 digest claim, padded",
+        RAW,
+        _raws(f"b'{_GUESSED_DIGEST}' + b' ' * {_RAW_SIZE}"),
+    ),
+    Forgery("raw values on the pipe: a NaN token, padded", RAW, _raws(f"b' ' * {_RAW_SIZE} + b'NaN'")),
+    Forgery(
+        "raw values on the pipe: a raw value announced, then exit", RAW, _raws(f"b'1' * {_RAW_SIZE}", then_exit=True)
     ),
 ]
 

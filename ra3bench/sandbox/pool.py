@@ -33,10 +33,10 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from ra3bench.sandbox.base import CallResult, CallStatus, Job, JobResult, Limits, Sandbox
-from ra3bench.sandbox.claims import MalformedClaim, malformed, parse_call, parse_frame, parse_result
+from ra3bench.sandbox.claims import MalformedClaim, RawValue, malformed, parse_call, parse_frame, parse_result
 from ra3bench.sandbox.harness import jobs as harness_jobs
 from ra3bench.sandbox.harness import protocol
 from ra3bench.sandbox.harness import server as harness
@@ -145,8 +145,9 @@ class Worker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def request(self, payload: bytes, timeout: float, stream: AnswerStream | None = None) -> dict:
-        """The job's answer; with ``stream``, progress frames before it are checked as they come."""
+    def request(self, payload: bytes, timeout: float, stream: AnswerStream | None = None, raw: bool = False) -> dict:
+        """The job's answer; with ``stream``, progress frames before it are checked as they come; with
+        ``raw``, the bytes of its raw values (the frames after it) are put in as :class:`RawValue`."""
         deadline = time.monotonic() + timeout
         self._write(payload, deadline)
         self.jobs += 1
@@ -162,7 +163,9 @@ class Worker:
                     with contextlib.suppress(OSError):  # a gone worker shows at the next read
                         os.write(self.wfd, harness_jobs.STOP_FRAME)
                 message = self._read(deadline)
-            return message if stream is None else stream.fill(message)
+            if stream is not None:
+                message = stream.fill(message)
+            return self._with_raws(message, deadline, raw)
         except TimeoutError:
             raise WorkerFault(f"worker did not answer within {timeout:.0f} s: killed") from None
 
@@ -183,11 +186,32 @@ class Worker:
                 raise WorkerFault("worker did not take the job in time")
             poller.poll(left * 1000)
 
-    def _read(self, deadline: float) -> dict:
+    def _with_raws(self, message: dict, deadline: float, allowed: bool) -> dict:
+        """``message`` with each call's ``"raw": n`` replaced by the n bytes of the next frame."""
+        calls = message.get("calls")
+        if type(calls) is not list or not any(type(c) is dict and "raw" in c for c in calls):
+            return message
+        if not allowed:
+            raise WorkerGarbage("a raw value the job did not ask for")
+        filled = []
+        for call in calls:
+            if type(call) is dict and "raw" in call:
+                size = call["raw"]
+                if type(size) is not int or not 0 <= size <= protocol.MAX_FRAME_BYTES:
+                    raise WorkerGarbage("a raw value of a bad size")
+                data = self._read(deadline, raw=True)
+                if len(data) != size:
+                    raise WorkerGarbage(f"a raw value of {len(data)} bytes where the answer said {size}")
+                call = {k: v for k, v in call.items() if k != "raw"}
+                call["value"] = RawValue(data)
+            filled.append(call)
+        return {**message, "calls": filled}
+
+    def _read(self, deadline: float, raw: bool = False) -> Any:
         poller = select.poll()
         poller.register(self.rfd, select.POLLIN)
         while True:
-            frame = self._frame()
+            frame = self._frame(raw)
             if frame is not None:
                 return frame
             left = deadline - time.monotonic()
@@ -202,7 +226,7 @@ class Worker:
                 raise WorkerFault(f"worker exited during the job ({self.exit_text()})")
             self.buf += data
 
-    def _frame(self) -> dict | None:
+    def _frame(self, raw: bool = False) -> Any:
         buf = self.buf
         if len(buf) < 4:
             return None
@@ -213,6 +237,8 @@ class Worker:
             return None
         body = bytes(buf[4 : 4 + size])
         del buf[: 4 + size]
+        if raw:
+            return body
         try:
             return parse_frame(body)
         except MalformedClaim as exc:
@@ -371,7 +397,7 @@ class PooledSandbox(Sandbox):
             started = time.monotonic()
             try:
                 stream = AnswerStream(job) if job.streams else None
-                message = worker.request(payload, budget + (START_GRACE_S if fresh else 0.0), stream)
+                message = worker.request(payload, budget + (START_GRACE_S if fresh else 0.0), stream, job.raw_values)
             except WorkerFault as exc:
                 self._retire(worker, kill=True)
                 worker = None

@@ -136,7 +136,7 @@ def next_frame(buf: bytearray, max_frame: int) -> tuple[dict, int] | None:
     return got
 
 
-def frame_at(buf: bytearray, pos: int, max_frame: int) -> tuple[dict, int] | None:
+def frame_at(buf: bytearray, pos: int, max_frame: int, raw: bool = False) -> tuple[Any, int] | None:
     """The complete frame that starts at ``pos`` in ``buf`` and its size, or None; raises :class:`Malformed`.
 
     ``buf`` is left as it is: a reader of several frames drops what it read once, not per frame.
@@ -149,6 +149,8 @@ def frame_at(buf: bytearray, pos: int, max_frame: int) -> tuple[dict, int] | Non
     end = pos + 4 + size
     if len(buf) < end:
         return None
+    if raw:  # a large value's bytes (see jobs.RAW_MIN_BYTES): passed on as they are, the trusted side checks them
+        return bytes(buf[pos + 4 : end]), size
     try:
         message = _parse(buf[pos + 4 : end].decode("utf-8"))
     except (ValueError, RecursionError, MemoryError) as exc:  # UnicodeDecodeError and JSONDecodeError included
@@ -229,6 +231,8 @@ class ChildRun:
         self.rss_kb = 0
         self.item_t0 = _perf()  # when the server read the previous frame: the item in flight started
         self.item_s = 0.0  # how long the item in flight had run when the child ended
+        # A call frame that said "raw": n, and the call's limit, until its n bytes come.
+        self.pending: tuple[dict, float] | None = None
 
 
 def accept(run: ChildRun, frame: dict, size: int, items: list, job: dict, read_t: float) -> str:
@@ -237,6 +241,8 @@ def accept(run: ChildRun, frame: dict, size: int, items: list, job: dict, read_t
     ``read_t`` is when the server read the frame's last bytes: the item ran from the previous
     frame's ``read_t`` to this one, as far as anything the program cannot fake is concerned.
     """
+    if run.pending is not None:
+        return _accept_raw(run, frame, size, read_t)
     kind = frame.get("k")
     if not run.ready:
         if kind != "ready":
@@ -267,6 +273,8 @@ def accept(run: ChildRun, frame: dict, size: int, items: list, job: dict, read_t
     checked["error"] = error[: jobs.ERROR_CHARS]
     if kind == "call":
         checked["value"] = None
+        if status == "ok" and "raw" in frame:
+            return _expect_raw(run, frame, checked, limit, job)
         if status == "ok":
             if "value" not in frame:
                 return "a call frame without a value"
@@ -288,6 +296,35 @@ def accept(run: ChildRun, frame: dict, size: int, items: list, job: dict, read_t
     return ""
 
 
+def _expect_raw(run: ChildRun, frame: dict, checked: dict, limit: float, job: dict) -> str:
+    """A call frame that announces its value's bytes as the next frame: checked now, recorded with them."""
+    size = frame["raw"]
+    if not job.get("raw"):
+        return "a raw value the job did not ask for"
+    if "value" in frame:
+        return "a call frame with both a value and a raw value"
+    if type(size) is not int or not jobs.RAW_MIN_BYTES < size <= int(job["limits"]["value_bytes"]):
+        return f"a raw value of {_brief(size)} bytes"
+    checked["raw"] = size
+    run.pending = (checked, limit)
+    return ""
+
+
+def _accept_raw(run: ChildRun, body: bytes, size: int, read_t: float) -> str:
+    """The bytes a call frame announced: the call is answered once they are read (its clock runs till then)."""
+    checked, limit = run.pending  # type: ignore[misc]
+    run.pending = None
+    if size != checked["raw"]:
+        return f"a raw value of {size} bytes where its call frame said {checked['raw']}"
+    checked["raw"] = body
+    observed = max(read_t - run.item_t0, 0.0)
+    if observed > limit * 1.05 + OVERRUN_S:
+        _observe(checked, item_limit=limit, observed=observed, size=size)
+    run.frames.append(checked)
+    run.item_t0 = read_t
+    return ""
+
+
 def _observe(checked: dict, item_limit: float, observed: float, size: int) -> None:
     """Statuses from the server's clock: a timeout it did not see is an error; an ok after the limit a timeout."""
     status = checked["status"]
@@ -300,6 +337,7 @@ def _observe(checked: dict, item_limit: float, observed: float, size: int) -> No
         checked["status"] = "timeout"
         if "value" in checked:
             checked["value"] = None
+        checked.pop("raw", None)
         checked["error"] = f"answered after its time limit ({observed:.3f} s of {item_limit:g} s)"
 
 

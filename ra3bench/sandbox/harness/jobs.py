@@ -85,6 +85,7 @@ def normalize_job(raw: dict) -> dict:
         "failed_budget_s": float(raw.get("failed_budget_s") or 0.0),
         "digest_calls": {int(i) for i in raw.get("digest_calls") or []},
         "stream": bool(raw.get("stream", False)) and bool(raw.get("fail_fast", True)),
+        "raw": bool(raw.get("raw_values", False)),
         "limits": limits,
         "cpu_limit": int(float(limits["cpu_slack"]) * total) + 1,
     }
@@ -173,6 +174,11 @@ STOP_BODY = b'{"stop":true}'
 STOP_FRAME = len(STOP_BODY).to_bytes(4, "big") + STOP_BODY
 STOPPED = "not run: the group had already failed (the trusted side stopped it)"
 STREAM_MAX_BYTES = 1 << 16  # larger answers are not streamed: their encoding would hold up the server's reads
+# With the job's ``raw`` set, a call value whose encoding is longer than this travels as its bytes: the
+# call frame says ``"raw": n`` instead of ``"value"`` and the next frame is the n bytes, which the server
+# neither parses nor re-encodes (the trusted side hashes them, and parses them only when it must). Such
+# answers are larger than STREAM_MAX_BYTES, so they are never streamed.
+RAW_MIN_BYTES = STREAM_MAX_BYTES
 PIPE_BUF = 4096  # POSIX: a pipe that polls writable takes this many bytes at once
 
 
@@ -208,7 +214,7 @@ class Progress:
         Called after every read, new answers or not, so that what the pipe could not take goes on."""
         if not self.on:
             return
-        small = [(i, frame) for i, frame, size in answers if size <= STREAM_MAX_BYTES]
+        small = [(i, frame) for i, frame, size in answers if size <= STREAM_MAX_BYTES and "raw" not in frame]
         if small:
             body = json.dumps(
                 {"progress": [[i, {k: v for k, v in frame.items() if k != "k"}] for i, frame in small]},

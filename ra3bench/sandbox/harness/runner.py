@@ -136,11 +136,20 @@ class Child:
         """The frame of a call that returned: formatted directly, the hot path of a many-call job."""
         self.send_text(f'{{"k":"call","i":{i},"status":"ok","time_s":{elapsed!r},"error":"","value":{raw_value}}}')
 
+    def send_raw(self, i: int, elapsed: float, raw_value: str) -> None:
+        """A call's large value as its bytes: the call frame says how many, the next frame is them."""
+        data = raw_value.encode()
+        meta = f'{{"k":"call","i":{i},"status":"ok","time_s":{elapsed!r},"error":"","raw":{len(data)}}}'.encode()
+        self.send_bytes(len(meta).to_bytes(4, "big") + meta + len(data).to_bytes(4, "big") + data)
+
     def send_text(self, text: str) -> None:
+        data = text.encode()
+        self.send_bytes(len(data).to_bytes(4, "big") + data)
+
+    def send_bytes(self, data: bytes) -> None:
+        """Framed bytes onto the pipe, in as many writes as it takes."""
         if _getpid() != self.pid:  # a fork of the harness made by the program: say nothing
             os._exit(0)
-        data = text.encode()
-        data = len(data).to_bytes(4, "big") + data
         written = _os_write(self.wfd, data)
         if written < len(data):  # a large frame: the pipe takes it in parts
             view = memoryview(data)[written:]
@@ -239,6 +248,7 @@ class Child:
         fail_fast = bool(job.get("fail_fast", True))
         digest_calls = job.get("digest_calls") or set()
         digest_min_bytes = int(job["limits"].get("digest_min_bytes", 1 << 16))
+        raw_min_bytes = jobs.RAW_MIN_BYTES if job.get("raw") else -1
         all_ok = True
         fn = None
         for i in range(self.start, len(calls)):
@@ -266,7 +276,9 @@ class Child:
                 text = _encoder.encode(_value_digest(text))  # compared by equality: the hash will do
             raw, error = (text, "") if status == "ok" else (None, text)
             output.flush()
-            if status == "ok":
+            if status == "ok" and 0 <= raw_min_bytes < len(text):
+                self.send_raw(i, elapsed, text)
+            elif status == "ok":
                 self.send_ok(i, elapsed, raw)  # type: ignore[arg-type]
             else:
                 self.send({"k": "call", "i": i, "status": status, "time_s": elapsed, "error": error})

@@ -318,7 +318,7 @@ class Server:
                 while not run.reason and len(run.frames) < len(items):
                     was_ready = run.ready
                     try:
-                        got = frames.frame_at(buf, pos, max_frame)
+                        got = frames.frame_at(buf, pos, max_frame, raw=run.pending is not None)
                         if got is None:
                             break
                         pos += 4 + got[1]
@@ -332,7 +332,7 @@ class Server:
                         run.reason, run.detail = "violation", problem
                         break
                     self.program_ran = self.program_ran or run.ready
-                    if was_ready and self._finished(run, job, stop):
+                    if was_ready and len(run.frames) > accepted and self._finished(run, job, stop):
                         items = items[: len(run.frames)]
                 if progress.on:
                     answered = zip(items[before:], run.frames[before:], sizes, strict=False)
@@ -341,8 +341,8 @@ class Server:
                         run.reason = "stopped"
                         break
                 linger = 0.0
-                if pos:  # frames were read: the next item's deadline counts from now
-                    deadline = read_t + jobs.item_budget(items, len(run.frames), job)
+                if pos:  # frames were read: the next item's deadline counts from the last one answered
+                    deadline = run.item_t0 + jobs.item_budget(items, len(run.frames), job)
                     del buf[:pos]
                     remaining = len(items) - len(run.frames)
                     linger = _linger(read_t - last_read, len(run.frames) - before, remaining, pidfd, buf)
@@ -404,15 +404,23 @@ def _linger(since_last: float, new_frames: int, remaining: int, pidfd: int, buf:
 
 
 def _write_frame(fd: int, result: dict, program_ran: bool) -> None:
+    """The answer, then the bytes of each raw value in call order (the answer says ``"raw": n`` for each)."""
+    raws = []
+    for call in result.get("calls") or []:
+        if type(call) is dict and type(call.get("raw")) is bytes:
+            raws.append(call["raw"])
+            call["raw"] = len(call["raw"])
     try:
         data = json.dumps(result, separators=(",", ":"), allow_nan=False).encode()
     except (ValueError, TypeError, RecursionError) as exc:  # frames.accept lets nothing through that does this
         message = f"result could not be sent: {type(exc).__name__}: {exc}"[:ERROR_CHARS]
         fallback = jobs.program_failure({"calls": result.get("calls") or [], "script": result.get("script")}, message)
         data = json.dumps(fallback if program_ran else jobs.fault(message)).encode()
-    view = memoryview(len(data).to_bytes(4, "big") + data)
-    while view:
-        view = view[os.write(fd, view) :]
+        raws = []
+    for part in (len(data).to_bytes(4, "big") + data, *(len(r).to_bytes(4, "big") + r for r in raws)):
+        view = memoryview(part)
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def _reexec(in_fd: int, out_fd: int) -> None:
