@@ -10,7 +10,9 @@ and its timing; a sample whose status or any group's status differs is listed. T
 load, so a difference on a sample that timed out in either tree is shown apart from the others.
 No verdict is reused (``--no-cache``); each tree keeps its own expected outputs across runs (under
 ``--work``, default a temporary dir), computed by that tree once per suite version. With ``--work``
-the rows of finished runs are kept in ``rows.jsonl`` there: running again goes on where it stopped.
+the verdicts of a tree without uncommitted changes are kept there per commit (``trees/``): running
+again goes on where it stopped, and a later change compared with the same ``--before`` judges only
+its own tree.
 Unless ``--results ''``, the table goes into the ``## Verdicts before and after`` section of
 benchmarks/RESULTS.md.
 """
@@ -56,6 +58,28 @@ def judge(tree: Path, run: dict, work: Path, caches: Path, extra: list[str]) -> 
     return verdicts, took
 
 
+def judged(tree: Path, run: dict, work: Path, extra: list[str]) -> tuple[dict, float]:
+    """``judge``, kept per commit under ``work/trees``: a tree without uncommitted changes judges a
+    run once, so comparing a new change against the same ``--before`` judges only the new tree."""
+    name = _describe(tree)
+    clean = "uncommitted" not in name
+    caches = work / "caches" / (name if clean else f"{name.split()[0]}-dirty")
+    kept = work / "trees" / f"{name.split()[0]}{'-no-fail-fast' if extra else ''}.jsonl"
+    if clean and kept.exists():
+        for line in kept.read_text().splitlines():
+            row = json.loads(line)
+            if row["name"] == run["name"]:
+                return {tuple(k): tuple(v) for k, v in row["verdicts"]}, row["seconds"]
+    with tempfile.TemporaryDirectory() as scratch:
+        verdicts, seconds = judge(tree, run, Path(scratch), caches, extra)
+    if clean:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        row = {"name": run["name"], "seconds": seconds, "verdicts": [[list(k), list(v)] for k, v in verdicts.items()]}
+        with kept.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+    return verdicts, seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, required=True, help="a checkout of the code before the change")
@@ -63,7 +87,7 @@ def main() -> int:
     parser.add_argument("--runs", default="", help="only runs whose name contains this")
     parser.add_argument("--no-fail-fast", action="store_true", help="judge every test (default: fail-fast)")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
-    parser.add_argument("--work", type=Path, default=None, help="caches and finished rows (resumable)")
+    parser.add_argument("--work", type=Path, default=None, help="caches and each commit's verdicts (resumable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         return compare(args, args.work or Path(scratch))
@@ -75,27 +99,11 @@ def compare(args: argparse.Namespace, work: Path) -> int:
     rows, differences = [], []
     totals = {"samples": 0, "same": 0, "timeouts_differ": 0, "differ": 0, "before_s": 0.0, "after_s": 0.0}
     work.mkdir(parents=True, exist_ok=True)
-    done_path = work / "rows.jsonl"
-    done = {}
-    if done_path.exists():
-        done = {row["name"]: row for row in map(json.loads, done_path.read_text().splitlines())}
     for run in runs(data_dir):
         if args.runs not in run["name"]:
             continue
-        if run["name"] in done:
-            kept = done[run["name"]]
-            before = {tuple(k): tuple(v) for k, v in kept["before"]}
-            after = {tuple(k): tuple(v) for k, v in kept["after"]}
-            before_s, after_s = kept["before_s"], kept["after_s"]
-        else:
-            with tempfile.TemporaryDirectory() as before_dir, tempfile.TemporaryDirectory() as after_dir:
-                before, before_s = judge(args.before, run, Path(before_dir), work / "before-caches", extra)
-                after, after_s = judge(args.after, run, Path(after_dir), work / "after-caches", extra)
-            row = {"name": run["name"], "before_s": before_s, "after_s": after_s}
-            row["before"] = [[list(k), list(v)] for k, v in before.items()]
-            row["after"] = [[list(k), list(v)] for k, v in after.items()]
-            with done_path.open("a") as handle:
-                handle.write(json.dumps(row) + "\n")
+        before, before_s = judged(args.before, run, work, extra)
+        after, after_s = judged(args.after, run, work, extra)
         same = sum(1 for key in before if _same(after.get(key), before[key]))
         differ = [key for key in before if not _same(after.get(key), before[key])]
         timing = [k for k in differ if "timeout" in (before[k][0], after.get(k, ("",))[0])]
