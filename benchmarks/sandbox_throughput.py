@@ -783,9 +783,12 @@ def render(res: dict[str, Any]) -> str:
         "(evalplus: samples_eval_results.json; ra3bench: summary.json); evalplus's process then waits for its "
         "stall-watch thread (`stucking_checker` in evalplus/evaluate.py, not a daemon, sleeps in 20 s steps), up to "
         "20 s per invocation. *judging*: ra3bench's run folder, from manifest.json (written just before the first "
-        "sample is judged) to the last verdict. *physical floor*: the sum over the samples of the programs' own test "
-        "times (`details.<group>.time_s` of verdicts.jsonl, measured in that sandbox) divided by the workers; its "
-        "*x evalplus* is the most any evaluator could gain. *executed*: samples run, as ra3bench's summary counts "
+        "sample is judged) to the last verdict. *physical floor*: the sum over the samples of the time each group "
+        "took in the sandbox (`details.<group>.time_s` of verdicts.jsonl: the harness server's clock from reading "
+        "the job to its answer: forking the program's process, loading the program, its calls and the encoding of "
+        "their values), divided by the workers; what it leaves out is the host's share (sending jobs, reading and "
+        "judging answers, scheduling) and workers left idle. Its *x evalplus* is the most any evaluator could gain "
+        "with this sandbox. *executed*: samples run, as ra3bench's summary counts "
         "them (a reused verdict would show as +N reused); evalplus's: its verdicts. *pass*: base and plus.",
     ]
 
