@@ -307,6 +307,7 @@ class Session:
             self.spec.generation(),
             PromptStyle.parse(self.spec.prompt_style),
             batch_size=self.spec.batch_size,
+            batching=self.spec.batching,
             device=device,
             model_label=label or type(model).__name__,
         )

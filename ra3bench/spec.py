@@ -38,7 +38,8 @@ class EvalOptions:
     seed: int = 0
     stop: list[str] = field(default_factory=list)  # extra stop sequences
     prompt_style: str = "auto"  # auto | chat | completion
-    batch_size: int = 16  # hf: sequences per generate call
+    batch_size: int = 16  # hf: sequences decoded at once
+    batching: str = "continuous"  # hf: continuous (a finished row is replaced at once) | static
     # judging
     time_floor: float = 1.0  # per-test limit = max(floor, factor x the reference's time), s
     time_factor: float = 4.0
@@ -75,6 +76,8 @@ class EvalOptions:
             errors.append("limit and workers must be 0 (all / one per core) or positive")
         if self.batch_size < 1:
             errors.append("batch_size (--batch-size) must be at least 1")
+        if self.batching not in ("continuous", "static"):
+            errors.append(f"batching (--batching) must be continuous or static, not {self.batching!r}")
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
             errors.append("need temperature >= 0, 0 < top_p <= 1 and max_new_tokens >= 1 (--temperature, ...)")
         if self.prompt_style not in PROMPT_STYLES:
@@ -117,6 +120,7 @@ class EvalOptions:
             params=self.generation(),
             prompt_style=self.prompt_style,
             batch_size=self.batch_size,
+            batching=self.batching,
             **engine,
         )
 

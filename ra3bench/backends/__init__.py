@@ -36,6 +36,7 @@ def _hf(spec: BackendSpec) -> Backend:
         spec.params,
         PromptStyle.parse(spec.prompt_style),
         batch_size=spec.batch_size,
+        batching=spec.batching,
         device=spec.device,
         dtype=spec.dtype,
     )

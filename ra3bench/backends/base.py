@@ -76,7 +76,8 @@ class BackendSpec:
     backend: str = "auto"  # auto | hf | vllm | openai | reference | a plugin's
     params: GenerationParams = field(default_factory=GenerationParams)
     prompt_style: str = "auto"  # auto | chat | completion
-    batch_size: int = 16  # hf: sequences per generate call
+    batch_size: int = 16  # hf: sequences decoded at once
+    batching: str = "continuous"  # hf: continuous | static (hf_batching.py)
     device: str = "cpu"  # hf
     dtype: str = "auto"  # hf, vllm
     base_url: str | None = None  # openai

@@ -1,14 +1,16 @@
-"""The `hf` backend: transformers' ``generate``, batched, on CPU or GPU.
+"""The `hf` backend: a transformers model, batched, on CPU or GPU.
 
-Batches are built from prompts of similar length (sorted), padded on the left with an
-attention mask, so every row's new tokens start at the same column. Instruct models get
-their chat template; base models the completion prompt (``prompt_style`` decides, from the
-tokenizer's chat template unless asked). Stop sequences go to ``generate`` (``stop_strings``)
-so finished rows stop early, and the text is cut at them again afterwards.
+``batching="continuous"`` (the default, ``hf_batching.py``): at most ``batch_size`` rows decode at
+once, a row that ends (an end token, a stop string, the token budget) leaves at once and a waiting
+one takes its place; each sample draws from a generator seeded by (seed, task, sample index), so it
+does not depend on the rest of its batch. ``batching="static"``: transformers' ``generate`` on
+batches of prompts of similar length, each decoded until its longest row ends, sampling seeded per
+batch from ``seed`` and the batch's first task (samples depend on the batch's composition). A model
+whose cache the continuous loop cannot handle (sliding windows, recurrent layers) is run static.
 
-Sampling is seeded per batch from ``seed`` and the batch's first task, so a run with the
-same settings and batch composition gives the same samples; greedy decoding is
-deterministic regardless.
+Instruct models get their chat template; base models the completion prompt (``prompt_style``
+decides, from the tokenizer's chat template unless asked). Stop sequences end a row as soon as they
+appear, and the text is cut at them again afterwards. Greedy decoding takes the argmax either way.
 """
 
 from __future__ import annotations
@@ -17,6 +19,14 @@ import hashlib
 from typing import Any
 
 from ra3bench.backends.base import Completion, GenerationBackend, GenerationParams
+from ra3bench.backends.hf_batching import (
+    STOP_WINDOW_TOKENS,
+    BatchStats,
+    ContinuousBatcher,
+    Row,
+    sample_seed,
+    supports,
+)
 from ra3bench.errors import UsageError
 from ra3bench.models import ModelSource, resolve_model
 from ra3bench.prompts import Prompt, PromptStyle
@@ -44,6 +54,9 @@ def load_model(source: ModelSource, *, device: str = "cpu", dtype: str = "auto")
     return model, tokenizer
 
 
+BATCHING = ("continuous", "static")
+
+
 class HFBackend(GenerationBackend):
     name = "hf"
 
@@ -57,6 +70,7 @@ class HFBackend(GenerationBackend):
         device: str = "cpu",
         dtype: str = "auto",
         model_label: str | None = None,
+        batching: str = "continuous",
     ) -> None:
         """``model``: a spec for :func:`resolve_model`, ``tiny-random`` (a random tiny model, no
         download), or an already loaded (model, tokenizer) pair (the training loop evaluates its
@@ -72,11 +86,16 @@ class HFBackend(GenerationBackend):
             self.source = None
             self.model, self.tokenizer = model
             self.label = model_label or getattr(self.model.config, "_name_or_path", "") or "in-memory model"
+        if batching not in BATCHING:
+            raise UsageError(f"batching must be one of {', '.join(BATCHING)}, not {batching!r}")
         self.batch_size = max(1, batch_size)
-        self.chunk_size = max(self.batch_size, 16)
         self.device = device
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.batching = batching if batching == "static" or supports(self.model) else "static"
+        # Prompts per generate() call: the continuous loop refills from all of them, so it gets more.
+        self.chunk_size = max(self.batch_size, 16) * (4 if self.batching == "continuous" else 1)
+        self.last_stats: BatchStats | None = None  # what the last generate() made the model compute
 
     def prompt_style(self) -> PromptStyle:
         return self.requested_style or auto_style(self.tokenizer)
@@ -92,6 +111,12 @@ class HFBackend(GenerationBackend):
         import transformers
 
         info["batch_size"] = self.batch_size
+        info["batching"] = self.batching
+        info["sampling_seed"] = (
+            "per sample: sha256(seed, task, sample index)"
+            if self.batching == "continuous"
+            else "per batch: sha256(seed, first task of the batch); samples depend on the batch's composition"
+        )
         info["versions"] = {"transformers": transformers.__version__}
         return info
 
@@ -99,25 +124,66 @@ class HFBackend(GenerationBackend):
         return render_prompt(prompt, self.tokenizer)
 
     def generate(self, prompts: list[Prompt], n: int) -> list[list[Completion]]:
-        texts = [self.render(p) for p in prompts]
-        rows = [(i, texts[i], prompts[i]) for i in range(len(prompts))]
-        rows.sort(key=lambda row: len(row[1]))  # similar lengths share a batch: less padding
-        out: list[list[Completion]] = [[] for _ in prompts]
-        per_batch = max(1, self.batch_size // n)  # prompts per batch; each gives n rows
-        for start in range(0, len(rows), per_batch):
-            batch = rows[start : start + per_batch]
-            completions = self._generate_batch([t for _, t, _ in batch], [p for _, _, p in batch], n)
-            for (index, _, _), result in zip(batch, completions, strict=True):
-                out[index] = result
-        return out
+        ends = eos_ids(self.model, self.tokenizer)
+        return [
+            [self._completion(row.new, ends, prompt.stop) for row in rows]
+            for prompt, rows in zip(prompts, self.sample_rows(prompts, n), strict=True)
+        ]
 
-    def _generate_batch(self, texts: list[str], prompts: list[Prompt], n: int) -> list[list[Completion]]:
+    def sample_rows(self, prompts: list[Prompt], n: int) -> list[list[Row]]:
+        """``n`` sequences per prompt, with their tokens: ``ids`` (the prompt's) and ``new`` (generated,
+        up to and including an end token or the token that completed a stop string; static batching
+        may leave padding after it, which ``generated_span`` leaves out)."""
+        self.last_stats = BatchStats()
+        if self.batching == "continuous":
+            rows = self._continuous(prompts, n)
+        else:
+            rows = []
+            order = sorted(range(len(prompts)), key=lambda i: len(self.render(prompts[i])))  # less padding
+            per_batch = max(1, self.batch_size // n)  # prompts per batch; each gives n rows
+            for start in range(0, len(order), per_batch):
+                batch = order[start : start + per_batch]
+                rows += self._static([prompts[i] for i in batch], batch, n)
+        grouped: list[list[Row]] = [[] for _ in prompts]
+        for row in rows:
+            grouped[row.prompt].append(row)
+        return grouped
+
+    def _continuous(self, prompts: list[Prompt], n: int) -> list[Row]:
+        tok = self.tokenizer
+        rows: list[Row] = []
+        for index, prompt in enumerate(prompts):
+            # a chat template writes its own special tokens; a completion prompt gets the model's BOS, as vLLM gives it
+            add_special = prompt.style is PromptStyle.COMPLETION
+            ids = tok(self.render(prompt), add_special_tokens=add_special)["input_ids"]
+            for k in range(n):
+                seed = None if self.params.greedy else sample_seed(self.params.seed, prompt.task_id, k)
+                rows.append(Row(index, ids, seed))
+        stops = {i: [s for s in p.stop if s] for i, p in enumerate(prompts)}
+        batcher = ContinuousBatcher(
+            self.model,
+            max_rows=self.batch_size,
+            max_new_tokens=self.params.max_new_tokens,
+            end_ids=eos_ids(self.model, tok),
+            pad_id=tok.pad_token_id,
+            temperature=0.0 if self.params.greedy else self.params.temperature,
+            top_p=self.params.top_p,
+            stop_check=lambda row: stop_reached(row, stops[row.prompt], tok),
+            device=self.device,
+        )
+        batcher.stats = self.last_stats
+        batcher.run(rows)
+        return rows
+
+    def _static(self, prompts: list[Prompt], indices: list[int], n: int) -> list[Row]:
+        """One ``generate`` call on ``prompts`` (numbered ``indices``), left-padded, ``n`` rows each."""
         import torch
 
         tok = self.tokenizer
         tok.padding_side = "left"
         # a chat template writes its own special tokens; a completion prompt gets the model's BOS, as vLLM gives it
         add_special = prompts[0].style is PromptStyle.COMPLETION
+        texts = [self.render(p) for p in prompts]
         encoded = tok(texts, return_tensors="pt", padding=True, add_special_tokens=add_special).to(self.device)
         stop = sorted({s for p in prompts for s in p.stop if s})
         kwargs: dict[str, Any] = {
@@ -137,19 +203,53 @@ class HFBackend(GenerationBackend):
         with torch.inference_mode():
             generated = self.model.generate(**encoded, **kwargs)
         new_tokens = generated[:, encoded["input_ids"].shape[1] :]
-        ends = eos_ids(self.model, tok)
-        results: list[list[Completion]] = []
-        for p in range(len(prompts)):
-            group = []
-            for row in new_tokens[p * n : (p + 1) * n].tolist():
-                group.append(self._completion(row, ends, prompts[p].stop))
-            results.append(group)
-        return results
+        mask = encoded["attention_mask"]
+        stats = self.last_stats or BatchStats()
+        real = int(mask.sum())
+        stats.rows += new_tokens.shape[0]
+        stats.steps += new_tokens.shape[1]
+        stats.slots += new_tokens.shape[0] * new_tokens.shape[1]
+        stats.prefill_tokens += n * real  # generate repeats each prompt n times before the prefill
+        stats.prefill_padding += n * (mask.numel() - real)
+        rows = []
+        for r, tokens in enumerate(new_tokens.tolist()):
+            p = r // n
+            rows.append(Row(indices[p], encoded["input_ids"][p][mask[p] == 1].tolist(), None, tokens))
+        return rows
 
     def _completion(self, row: list[int], ends: set[int], stop: list[str]) -> Completion:
         n_tokens, how, text = generated_span(row, ends, self.tokenizer, stop)
         reason = "length" if how == "open" and n_tokens >= self.params.max_new_tokens else "stop"
         return Completion(text=text, finish_reason=reason, n_tokens=n_tokens)
+
+
+def sample_sequences(
+    model: Any, tokenizer: Any, prompts: list[Prompt], n: int, params: GenerationParams, *, batch_size: int = 16
+) -> list[list[Row]]:
+    """``n`` sequences per prompt from an in-memory model, with their token ids, through the backend's
+    fast path (continuous batching; each sample seeded by ``params.seed``, its task and its index):
+    what a trainer's rollouts use, so they are sampled as evaluations sample. The model's mode is left
+    as it was; the log-probabilities a loss needs come from the training model, not from here."""
+    device = str(next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    try:
+        return HFBackend((model, tokenizer), params, batch_size=batch_size, device=device).sample_rows(prompts, n)
+    finally:
+        if was_training:
+            model.train()
+
+
+def stop_reached(row: Row, stops: list[str], tokenizer: Any) -> bool:
+    """Whether the newest token completed one of ``stops`` (looking back over the prompt's end too,
+    as ``generate``'s ``stop_strings`` do): a stop string that ends in the newest token's text."""
+    if not stops or not row.new:
+        return False
+    width = max(len(s) for s in stops) + STOP_WINDOW_TOKENS
+    tail = (row.ids[-width:] + row.new)[-width:] if len(row.new) < width else row.new[-width:]
+    before = tokenizer.decode(tail[:-1], skip_special_tokens=True)
+    text = tokenizer.decode(tail, skip_special_tokens=True)
+    return any(text.find(s, max(0, len(before) - len(s) + 1)) >= 0 for s in stops)
 
 
 def auto_style(tokenizer: Any) -> PromptStyle:

@@ -106,7 +106,16 @@ def spec_from_args(args: argparse.Namespace, n: int = 1) -> EvalSpec:
 
 
 # `run`'s generation flags that are EvalSpec fields (the engine flags go to BackendSpec)
-GENERATION_FLAGS = ("temperature", "top_p", "max_new_tokens", "seed", "stop", "prompt_style", "batch_size")
+GENERATION_FLAGS = (
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "seed",
+    "stop",
+    "prompt_style",
+    "batch_size",
+    "batching",
+)
 
 
 def parse_ks(text: str | None) -> list[int] | None:

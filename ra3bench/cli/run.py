@@ -59,7 +59,14 @@ def add_generation_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-new-tokens", type=int, default=512, help="per sample (default 512)")
     group.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     group.add_argument("--stop", action="append", default=None, help="extra stop sequence (repeatable)")
-    group.add_argument("--batch-size", type=int, default=16, help="hf: sequences per generate call (default 16)")
+    group.add_argument("--batch-size", type=int, default=16, help="hf: sequences decoded at once (default 16)")
+    group.add_argument(
+        "--batching",
+        choices=["continuous", "static"],
+        default="continuous",
+        help="hf: continuous (default: a finished sequence leaves the batch and a waiting one takes its place; "
+        "each sample seeded by seed, task and index) or static (transformers' generate per batch)",
+    )
     group.add_argument("--device", default="cpu", help="hf: cpu | cuda | cuda:N (default cpu)")
     group.add_argument("--dtype", default="auto", help="hf/vllm: auto | float32 | bfloat16 | float16")
     group.add_argument("--base-url", default=None, help="openai: server URL, e.g. http://localhost:8000/v1")

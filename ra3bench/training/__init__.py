@@ -6,10 +6,13 @@
 * rollouts built exactly as evaluations build them, so a policy is rewarded for what an
   evaluation would score: :func:`build_prompt` / :class:`Prompt` / :class:`PromptStyle`,
   :func:`render_prompt` (chat template or plain text), :func:`auto_style`, :func:`eos_ids`,
-  :func:`cut_at_stop`, :func:`generated_span` and :func:`extract_program`.
+  :func:`cut_at_stop`, :func:`generated_span` and :func:`extract_program`;
+* sampling as evaluations sample (continuous batching, one seeded generator per sample):
+  :func:`sample_sequences`, which gives token ids; a loss takes its log-probabilities from the
+  training model.
 """
 
-from ra3bench.backends.hf import auto_style, eos_ids, generated_span, render_prompt
+from ra3bench.backends.hf import auto_style, eos_ids, generated_span, render_prompt, sample_sequences
 from ra3bench.extract import extract_program
 from ra3bench.prompts import Prompt, PromptStyle, build_prompt, cut_at_stop
 from ra3bench.training.base import (
@@ -44,5 +47,6 @@ __all__ = [
     "extract_program",
     "generated_span",
     "render_prompt",
+    "sample_sequences",
     "tokenize_example",
 ]

@@ -26,7 +26,7 @@ class RLVRConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     prompt_style: str = "auto"  # auto (chat if the tokenizer has a chat template) | chat | completion
-    generation_batch: int = 32  # sequences per generate call
+    generation_batch: int = 32  # sequences decoded at once (continuous batching: a finished one is replaced)
     # -- GRPO
     lr: float = 1e-6
     warmup_steps: int = 0

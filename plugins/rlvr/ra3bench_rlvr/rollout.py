@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ra3bench import Problem
+from ra3bench import GenerationParams, Problem
 from ra3bench.training import (
     Prompt,
     PromptStyle,
@@ -22,7 +22,7 @@ from ra3bench.training import (
     eos_ids,
     extract_program,
     generated_span,
-    render_prompt,
+    sample_sequences,
 )
 
 
@@ -52,46 +52,20 @@ def sample(
     temperature: float,
     top_p: float,
     generation_batch: int,
+    seed: int = 0,
 ) -> list[Rollout]:
-    """``group_size`` rollouts per ``(set name, suite name, problem)``, grouped in item order."""
-    import torch
+    """``group_size`` rollouts per ``(set name, suite name, problem)``, grouped in item order.
 
-    was_training = model.training
-    model.eval()
+    Sampled through ``sample_sequences``, the evaluation's fast path (continuous batching): each
+    rollout draws from a generator seeded by ``seed`` (the trainer's: its run seed and the step),
+    the problem and its index in the group, whatever else shares the batch."""
     prompts = [build_prompt(problem, suite_name, style) for _, suite_name, problem in items]
-    per_call = max(1, generation_batch // group_size)
+    params = GenerationParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
+    sequences = sample_sequences(model, tokenizer, prompts, group_size, params, batch_size=generation_batch)
+    ends = eos_ids(model, tokenizer)
     out: list[Rollout] = []
-    try:
-        for start in range(0, len(items), per_call):
-            chunk = list(range(start, min(len(items), start + per_call)))
-            texts = [render_prompt(prompts[i], tokenizer) for i in chunk]
-            tokenizer.padding_side = "left"
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            stop = sorted({s for i in chunk for s in prompts[i].stop if s})
-            kwargs: dict[str, Any] = {"stop_strings": stop, "tokenizer": tokenizer} if stop else {}
-            device = next(model.parameters()).device
-            with torch.inference_mode():
-                generated = model.generate(
-                    **enc.to(device),
-                    do_sample=True,
-                    temperature=temperature,
-                    top_p=top_p,
-                    top_k=None,
-                    max_new_tokens=max_new_tokens,
-                    num_return_sequences=group_size,
-                    pad_token_id=tokenizer.pad_token_id,
-                    **kwargs,
-                )
-            width = enc["input_ids"].shape[1]
-            ends = eos_ids(model, tokenizer)
-            for row, tokens in enumerate(generated[:, width:].tolist()):
-                i = chunk[row // group_size]
-                set_name, _, problem = items[i]
-                prompt_ids = enc["input_ids"][row // group_size][enc["attention_mask"][row // group_size] == 1]
-                out.append(_rollout(set_name, problem, prompts[i], prompt_ids.tolist(), tokens, tokenizer, style, ends))
-    finally:
-        if was_training:
-            model.train()
+    for (set_name, _, problem), prompt, rows in zip(items, prompts, sequences, strict=True):
+        out += [_rollout(set_name, problem, prompt, row.ids, row.new, tokenizer, style, ends) for row in rows]
     return out
 
 
