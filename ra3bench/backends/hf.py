@@ -224,7 +224,14 @@ class HFBackend(GenerationBackend):
 
 
 def sample_sequences(
-    model: Any, tokenizer: Any, prompts: list[Prompt], n: int, params: GenerationParams, *, batch_size: int = 16
+    model: Any,
+    tokenizer: Any,
+    prompts: list[Prompt],
+    n: int,
+    params: GenerationParams,
+    *,
+    batch_size: int = 16,
+    batching: str = "continuous",
 ) -> list[list[Row]]:
     """``n`` sequences per prompt from an in-memory model, with their token ids, through the backend's
     fast path (continuous batching; each sample seeded by ``params.seed``, its task and its index):
@@ -234,7 +241,8 @@ def sample_sequences(
     was_training = model.training
     model.eval()
     try:
-        return HFBackend((model, tokenizer), params, batch_size=batch_size, device=device).sample_rows(prompts, n)
+        backend = HFBackend((model, tokenizer), params, batch_size=batch_size, device=device, batching=batching)
+        return backend.sample_rows(prompts, n)
     finally:
         if was_training:
             model.train()

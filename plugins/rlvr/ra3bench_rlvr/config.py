@@ -27,6 +27,7 @@ class RLVRConfig:
     top_p: float = 1.0
     prompt_style: str = "auto"  # auto (chat if the tokenizer has a chat template) | chat | completion
     generation_batch: int = 32  # sequences decoded at once (continuous batching: a finished one is replaced)
+    generation_batching: str = "continuous"  # continuous | static (transformers' generate per batch, as before)
     # -- GRPO
     lr: float = 1e-6
     warmup_steps: int = 0
@@ -63,6 +64,7 @@ class RLVRConfig:
             "updates_per_batch >= 1": self.updates_per_batch >= 1,
             "micro_batch >= 1": self.micro_batch >= 1,
             "generation_batch >= 1": self.generation_batch >= 1,
+            "generation_batching is continuous or static": self.generation_batching in ("continuous", "static"),
             "beta >= 0": self.beta >= 0,
             "reward is binary or fraction": self.reward in ("binary", "fraction"),
             "prompt_style is auto, chat or completion": self.prompt_style in ("auto", "chat", "completion"),

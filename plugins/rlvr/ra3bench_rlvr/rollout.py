@@ -53,6 +53,7 @@ def sample(
     top_p: float,
     generation_batch: int,
     seed: int = 0,
+    batching: str = "continuous",
 ) -> list[Rollout]:
     """``group_size`` rollouts per ``(set name, suite name, problem)``, grouped in item order.
 
@@ -61,7 +62,9 @@ def sample(
     the problem and its index in the group, whatever else shares the batch."""
     prompts = [build_prompt(problem, suite_name, style) for _, suite_name, problem in items]
     params = GenerationParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
-    sequences = sample_sequences(model, tokenizer, prompts, group_size, params, batch_size=generation_batch)
+    sequences = sample_sequences(
+        model, tokenizer, prompts, group_size, params, batch_size=generation_batch, batching=batching
+    )
     ends = eos_ids(model, tokenizer)
     out: list[Rollout] = []
     for (set_name, _, problem), prompt, rows in zip(items, prompts, sequences, strict=True):

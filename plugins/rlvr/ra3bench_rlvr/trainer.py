@@ -128,6 +128,7 @@ class GRPOLoop:
             top_p=cfg.top_p,
             generation_batch=cfg.generation_batch,
             seed=self.ctx.config.run.seed * 1_000_003 + step,
+            batching=cfg.generation_batching,
         )
         generation_s = time.perf_counter() - started
         batch = self.reward.score([(r.set_name, r.problem, r.program) for r in rollouts])
