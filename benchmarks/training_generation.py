@@ -41,16 +41,21 @@ HEADING = "## Training-time generation (evaluation point and GRPO step)"
 MODES = ("static", "continuous")
 
 
+def timed(command: list[str], what: str) -> float:
+    """Wall seconds of ``command`` run in the repository; its stderr's tail if it fails."""
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed: {done.stderr.strip()[-800:]}")
+    return time.perf_counter() - started
+
+
 def eval_point(mode: str, limit: int, out: Path) -> dict:
     command = [sys.executable, "-m", "ra3bench", "run", "--suite", "mbpp+", "--model", "smollm2-135m"]
     command += ["--limit", str(limit), "-n", "4", "--temperature", "0.8", "--top-p", "0.95"]
     command += ["--max-new-tokens", "256", "--batch-size", "32", "--batching", mode, "--sandbox", "docker"]
     command += ["--no-cache", "--out", str(out)]
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"ra3bench run ({mode}) failed: {done.stderr.strip()[-800:]}")
+    wall = timed(command, f"ra3bench run ({mode})")
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     summary = json.loads((out / "summary.json").read_text())
     tokens = sum(s.get("n_tokens", 0) for s in samples)
@@ -63,11 +68,7 @@ def grpo_steps(mode: str, steps: int, out: Path) -> dict:
     command += ["--config", str(ROOT / "examples" / "train" / "rlvr_smollm2.yaml")]
     command += [f"trainer.steps={steps}", f"trainer.generation_batching={mode}", f"run.out={out}"]
     command += ["eval.limit=1", "eval.n=1", "eval.every=0", f"eval.batching={mode}"]
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"ra3bench train ({mode}) failed: {done.stderr.strip()[-800:]}")
+    wall = timed(command, f"ra3bench train ({mode})")
     points = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
     train = [p for p in points if p.get("kind") == "train"]
     generation = [p["generation_time_s"] for p in train]

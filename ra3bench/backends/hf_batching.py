@@ -74,34 +74,25 @@ def supports(model: Any) -> bool:
     return all(type(layer).__name__ == "DynamicLayer" for layer in cache.layers)
 
 
+@dataclass
 class ContinuousBatcher:
     """Generates every row of a run with at most ``max_rows`` live at a time; see the module docstring."""
 
-    def __init__(
-        self,
-        model: Any,
-        *,
-        max_rows: int,
-        max_new_tokens: int,
-        end_ids: set[int],
-        pad_id: int,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        stop_check: Callable[[Row], bool] | None = None,
-        device: str = "cpu",
-    ) -> None:
-        self.model = model
-        self.max_rows = max(1, max_rows)
-        self.max_new_tokens = max_new_tokens
-        self.end_ids = end_ids
-        self.pad_id = pad_id
-        self.temperature = temperature
-        self.top_p = top_p
-        self.stop_check = stop_check
-        self.device = device
-        self.stats = BatchStats()
+    model: Any
+    max_rows: int
+    max_new_tokens: int
+    end_ids: set[int]
+    pad_id: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop_check: Callable[[Row], bool] | None = None
+    device: str = "cpu"
+    stats: BatchStats = field(default_factory=BatchStats)
+
+    def __post_init__(self) -> None:
+        self.max_rows = max(1, self.max_rows)
+        accepted = inspect.signature(self.model.forward).parameters
         # the vocabulary projection for the last position only, where the model can (as generate asks)
-        accepted = inspect.signature(model.forward).parameters
         self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
         self._cache_arg = "cache" if "cache" in accepted else "past_key_values"  # renamed in transformers 5
 
