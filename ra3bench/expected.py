@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from ra3bench.expected_store import (
+    NAN_MARK,
     ExpectedStore,
     LazyArgs,
     LazyOutputs,
     StoredGroup,
-    int_form_digest,
+    output_digests,
     selection_digest,
     store_path,
     text_only,
@@ -177,11 +178,8 @@ class GroupExpectation:
                 text = VALUE_ENCODER.encode(out)
             except ValueError:  # a raw non-finite float: never matched by equality
                 text = ""
-            found: tuple[str, ...] = ()
-            if len(text) > RAW_MIN_BYTES:
-                int_digest = int_form_digest(out, text)
-                found = (value_digest(text)["h"], int_digest) if int_digest else (value_digest(text)["h"],)
-            self._sha256s[i] = found
+            digests = output_digests(out, text, NAN_MARK in text) if len(text) > RAW_MIN_BYTES else ()
+            self._sha256s[i] = tuple(d for d in digests if d)
         return self._sha256s[i]
 
     def nan_free(self, i: int) -> bool:
@@ -189,7 +187,7 @@ class GroupExpectation:
         if self._stored is not None:
             return self._stored.nan_free(i)
         if self._nan_free is None:
-            self._nan_free = ['"nan"' not in VALUE_ENCODER.encode(out) for out in self._outputs]
+            self._nan_free = [NAN_MARK not in VALUE_ENCODER.encode(out) for out in self._outputs]
         return self._nan_free[i]
 
 

@@ -66,7 +66,7 @@ _SCHEMA = (
 _CHUNK = 500  # ids per SELECT (SQLite's default limit on bound parameters is far above)
 _SMALL_LEVEL = 6  # zlib level of arguments and small outputs: small, read often
 _BIG_LEVEL = 1  # of large outputs: 280 MB for HumanEval+, level 6 takes 4x the time for 5% less
-_NAN = '"nan"'  # a NaN inside an encoded value: protocol.encode_value writes {"f":"nan"}
+NAN_MARK = '"nan"'  # a NaN inside an encoded value: protocol.encode_value writes {"f":"nan"}
 
 
 class DamagedRecord(Exception):
@@ -312,6 +312,12 @@ def ints_for_integral_floats(value: Any) -> Any:
     return value
 
 
+def output_digests(encoded: Any, text: str, has_nan: bool) -> tuple[str, str]:
+    """(``value_digest`` of ``text``, that of its int form or ""): what ``meta`` keeps of a large output.
+    No int form where a NaN is inside: equal encodings are then not equal values."""
+    return value_digest(text)["h"], "" if has_nan else int_form_digest(encoded, text)
+
+
 def int_form_digest(encoded: Any, text: str) -> str:
     """``value_digest`` of the encoding of ``ints_for_integral_floats`` of an encoded value, or "" if
     that is ``text`` itself (no float in it is a whole number)."""
@@ -330,7 +336,7 @@ def _encode_output(value: Any) -> tuple[str, bool]:
         text = VALUE_ENCODER.encode(value)
     except ValueError:  # a raw non-finite float: not what the harness sends; kept, never matched by equality
         return json.dumps(value, separators=(",", ":")), True
-    return text, _NAN in text
+    return text, NAN_MARK in text
 
 
 class _Payload:
@@ -374,9 +380,8 @@ def _pack_group(group: GroupData, payload: _Payload) -> dict[str, Any]:
             nan.append(i)
         if len(text) > BIG_OUTPUT_CHARS:
             only_text = text_only(value)
-            digest = value_digest(text)["h"]
             span = payload.add(zlib.compress(text.encode(), _BIG_LEVEL))
-            big.append([i, *span, len(text), only_text, digest, "" if has_nan else int_form_digest(value, text)])
+            big.append([i, *span, len(text), only_text, *output_digests(value, text, has_nan)])
             text = "null"
         small.append(text)
     return {

@@ -76,7 +76,9 @@ class EvalOptions:
             errors.append("limit and workers must be 0 (all / one per core) or positive")
         if self.batch_size < 1:
             errors.append("batch_size (--batch-size) must be at least 1")
-        if self.batching not in ("continuous", "static"):
+        from ra3bench.backends.base import BATCHING
+
+        if self.batching not in BATCHING:
             errors.append(f"batching (--batching) must be continuous or static, not {self.batching!r}")
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
             errors.append("need temperature >= 0, 0 < top_p <= 1 and max_new_tokens >= 1 (--temperature, ...)")

@@ -42,6 +42,9 @@ class Backend(abc.ABC):
         return str(self.describe().get("model", self.name))
 
 
+BATCHING = ("continuous", "static")  # the hf backend's ways to batch (hf.py, hf_batching.py)
+
+
 @dataclass
 class GenerationParams:
     """Sampling settings, recorded in the manifest. ``temperature == 0`` is greedy decoding."""

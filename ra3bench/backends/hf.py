@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ra3bench.backends.base import Completion, GenerationBackend, GenerationParams
+from ra3bench.backends.base import BATCHING, Completion, GenerationBackend, GenerationParams
 from ra3bench.backends.hf_batching import (
     STOP_WINDOW_TOKENS,
     BatchStats,
@@ -54,9 +54,6 @@ def load_model(source: ModelSource, *, device: str = "cpu", dtype: str = "auto")
     return model, tokenizer
 
 
-BATCHING = ("continuous", "static")
-
-
 class HFBackend(GenerationBackend):
     name = "hf"
 
@@ -86,7 +83,7 @@ class HFBackend(GenerationBackend):
             self.source = None
             self.model, self.tokenizer = model
             self.label = model_label or getattr(self.model.config, "_name_or_path", "") or "in-memory model"
-        if batching not in BATCHING:
+        if batching not in BATCHING:  # a library caller's value: the CLI and EvalOptions check theirs
             raise UsageError(f"batching must be one of {', '.join(BATCHING)}, not {batching!r}")
         self.batch_size = max(1, batch_size)
         self.device = device
@@ -139,11 +136,12 @@ class HFBackend(GenerationBackend):
             rows = self._continuous(prompts, n)
         else:
             rows = []
-            order = sorted(range(len(prompts)), key=lambda i: len(self.render(prompts[i])))  # less padding
+            texts = [self.render(p) for p in prompts]
+            order = sorted(range(len(prompts)), key=lambda i: len(texts[i]))  # similar lengths: less padding
             per_batch = max(1, self.batch_size // n)  # prompts per batch; each gives n rows
             for start in range(0, len(order), per_batch):
                 batch = order[start : start + per_batch]
-                rows += self._static([prompts[i] for i in batch], batch, n)
+                rows += self._static([prompts[i] for i in batch], [texts[i] for i in batch], batch, n)
         grouped: list[list[Row]] = [[] for _ in prompts]
         for row in rows:
             grouped[row.prompt].append(row)
@@ -170,20 +168,20 @@ class HFBackend(GenerationBackend):
             top_p=self.params.top_p,
             stop_check=lambda row: stop_reached(row, stops[row.prompt], tok),
             device=self.device,
+            stats=self.last_stats,
         )
-        batcher.stats = self.last_stats
         batcher.run(rows)
         return rows
 
-    def _static(self, prompts: list[Prompt], indices: list[int], n: int) -> list[Row]:
-        """One ``generate`` call on ``prompts`` (numbered ``indices``), left-padded, ``n`` rows each."""
+    def _static(self, prompts: list[Prompt], texts: list[str], indices: list[int], n: int) -> list[Row]:
+        """One ``generate`` call on ``prompts`` (rendered as ``texts``, numbered ``indices``), left-padded,
+        ``n`` rows each."""
         import torch
 
         tok = self.tokenizer
         tok.padding_side = "left"
         # a chat template writes its own special tokens; a completion prompt gets the model's BOS, as vLLM gives it
         add_special = prompts[0].style is PromptStyle.COMPLETION
-        texts = [self.render(p) for p in prompts]
         encoded = tok(texts, return_tensors="pt", padding=True, add_special_tokens=add_special).to(self.device)
         stop = sorted({s for p in prompts for s in p.stop if s})
         kwargs: dict[str, Any] = {

@@ -41,6 +41,7 @@ class Row:
     seed: int | None
     new: list[int] = field(default_factory=list)
     stopped: bool = False  # ended at an end token or a stop string
+    generator: Any = field(default=None, repr=False)  # made from ``seed`` when the row starts
 
 
 @dataclass
@@ -102,7 +103,6 @@ class ContinuousBatcher:
 
         waiting = deque(rows)
         live: list[Row] = []
-        generators: dict[int, Any] = {}
         cache: Any = None
         mask: Any = None  # [live, columns]: 1 where a row has a real token
         last: Any = None  # [live, 1]: each row's newest token, the next step's input
@@ -113,8 +113,8 @@ class ContinuousBatcher:
                     new_cache, new_mask, logits = self._prefill(take)
                     for row in take:
                         if row.seed is not None:
-                            generators[id(row)] = torch.Generator(device=self.device).manual_seed(row.seed)
-                    first = self._pick(logits, take, generators)
+                            row.generator = torch.Generator(device=self.device).manual_seed(row.seed)
+                    first = self._pick(logits, take)
                     self.stats.rows += len(take)
                     self.stats.slots += len(take)
                     cache, mask = _join(cache, mask, _with_headroom(new_cache), new_mask)
@@ -132,15 +132,12 @@ class ContinuousBatcher:
                         **{self._cache_arg: cache},
                     )
                     cache = _cache_of(out)
-                    last = self._pick(out.logits[:, -1, :], live, generators)
+                    last = self._pick(out.logits[:, -1, :], live)
                     self._append(live, last)
                     self.stats.steps += 1
                     self.stats.slots += len(live)
                 keep = [i for i, row in enumerate(live) if not self._done(row)]
                 if len(keep) < len(live):
-                    for i, row in enumerate(live):
-                        if i not in keep:
-                            generators.pop(id(row), None)
                     live = [live[i] for i in keep]
                     if not live:
                         cache = mask = last = None
@@ -181,7 +178,7 @@ class ContinuousBatcher:
             layer.values = layer.values[expand]
         return cache, mask[expand], out.logits[expand, -1, :]
 
-    def _pick(self, logits: Any, rows: list[Row], generators: dict[int, Any]) -> Any:
+    def _pick(self, logits: Any, rows: list[Row]) -> Any:
         """The next token of each row: the argmax (greedy), else a draw by inverse CDF with one uniform
         number from the row's own generator (the rest is batched: a per-row ``multinomial`` over the
         vocabulary cost as much as the model's attention)."""
@@ -190,8 +187,8 @@ class ContinuousBatcher:
         if self.temperature <= 0.0:
             return logits.argmax(dim=-1, keepdim=True)
         probs = torch.softmax(logits.float() / self.temperature, dim=-1)
-        uniform = torch.stack([torch.rand((), generator=generators.get(id(row))) for row in rows])
-        uniform = uniform.to(probs.device).unsqueeze(1)
+        uniform = torch.stack([torch.rand((), generator=row.generator, device=probs.device) for row in rows])
+        uniform = uniform.unsqueeze(1)
         if self.top_p < 1.0:
             top, index = probs.topk(min(NUCLEUS_CANDIDATES, probs.shape[-1]), dim=-1)
             if bool((top.sum(dim=-1) >= self.top_p).all()):  # every nucleus is among the candidates

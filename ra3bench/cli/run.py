@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ra3bench.backends.base import BATCHING
 from ra3bench.cli.common import add_execution_args, add_suite_args
 from ra3bench.errors import UsageError
 
@@ -62,7 +63,7 @@ def add_generation_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=16, help="hf: sequences decoded at once (default 16)")
     group.add_argument(
         "--batching",
-        choices=["continuous", "static"],
+        choices=list(BATCHING),
         default="continuous",
         help="hf: continuous (default: a finished sequence leaves the batch and a waiting one takes its place; "
         "each sample seeded by seed, task and index) or static (transformers' generate per batch)",

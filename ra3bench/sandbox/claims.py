@@ -59,15 +59,20 @@ def parse_frame(body: bytes) -> dict:
     ``NaN``/``Infinity`` tokens, invalid UTF-8, nesting deep enough to exhaust the parser and
     integers too long for Python's decimal conversion all end here, as malformed.
     """
-    try:
-        message = _DECODER.decode(body.decode("utf-8"))
-    except MalformedClaim:
-        raise
-    except (ValueError, RecursionError, MemoryError) as exc:  # UnicodeDecodeError is a ValueError
-        raise MalformedClaim(f"frame is not JSON: {type(exc).__name__}") from None
+    message = _json(body, "frame")
     if type(message) is not dict:
         raise MalformedClaim("frame is not a JSON object")
     return message
+
+
+def _json(body: bytes, what: str) -> Any:
+    """``body`` as one JSON value (strict: see ``parse_frame``); raises :class:`MalformedClaim`."""
+    try:
+        return _DECODER.decode(body.decode("utf-8"))
+    except MalformedClaim:
+        raise
+    except (ValueError, RecursionError, MemoryError) as exc:  # UnicodeDecodeError is a ValueError
+        raise MalformedClaim(f"{what} is not JSON: {type(exc).__name__}") from None
 
 
 # --------------------------------------------------------------------------- values
@@ -94,12 +99,7 @@ class RawValue:
 
     def encoded(self) -> Any:
         """The encoded value these bytes claim (JSON); raises :class:`MalformedClaim` if they are not one."""
-        try:
-            return _DECODER.decode(self.data.decode("utf-8"))
-        except MalformedClaim:
-            raise
-        except (ValueError, RecursionError, MemoryError) as exc:  # UnicodeDecodeError is a ValueError
-            raise MalformedClaim(f"a raw value is not JSON: {type(exc).__name__}") from None
+        return _json(self.data, "a raw value")
 
     def __repr__(self) -> str:
         return f"RawValue({len(self.data)} bytes)"

@@ -289,10 +289,7 @@ def accept(run: ChildRun, frame: dict, size: int, items: list, job: dict, read_t
         if type(recorded) is not list:
             return "recorded is not a list"
         checked["recorded"] = clean_records(recorded)
-    if status != "ok" or observed > limit * 1.05 + OVERRUN_S:  # else nothing for _observe to change
-        _observe(checked, item_limit=limit, observed=observed, size=size)
-    run.frames.append(checked)
-    run.item_t0 = read_t
+    _record(run, checked, limit, observed, size, read_t)
     return ""
 
 
@@ -317,12 +314,16 @@ def _accept_raw(run: ChildRun, body: bytes, size: int, read_t: float) -> str:
     if size != checked["raw"]:
         return f"a raw value of {size} bytes where its call frame said {checked['raw']}"
     checked["raw"] = body
-    observed = max(read_t - run.item_t0, 0.0)
-    if observed > limit * 1.05 + OVERRUN_S:
+    _record(run, checked, limit, max(read_t - run.item_t0, 0.0), size, read_t)
+    return ""
+
+
+def _record(run: ChildRun, checked: dict, limit: float, observed: float, size: int, read_t: float) -> None:
+    """An answered item: its status as the server's clock saw it, then the next item starts at ``read_t``."""
+    if checked["status"] != "ok" or observed > limit * 1.05 + OVERRUN_S:  # else nothing for _observe to change
         _observe(checked, item_limit=limit, observed=observed, size=size)
     run.frames.append(checked)
     run.item_t0 = read_t
-    return ""
 
 
 def _observe(checked: dict, item_limit: float, observed: float, size: int) -> None:
