@@ -193,12 +193,15 @@ class Worker:
             return message
         if not allowed:
             raise WorkerGarbage("a raw value the job did not ask for")
+        sizes = [c["raw"] for c in calls if type(c) is dict and "raw" in c]
+        if any(type(size) is not int or size < 0 for size in sizes):
+            raise WorkerGarbage("a raw value of a bad size")
+        if sum(sizes) > protocol.MAX_FRAME_BYTES:  # the bound one answer frame had before values travelled raw
+            raise WorkerGarbage(f"raw values of {sum(sizes)} bytes in all, over the limit of an answer")
         filled = []
         for call in calls:
             if type(call) is dict and "raw" in call:
                 size = call["raw"]
-                if type(size) is not int or not 0 <= size <= protocol.MAX_FRAME_BYTES:
-                    raise WorkerGarbage("a raw value of a bad size")
                 data = self._read(deadline, raw=True)
                 if len(data) != size:
                     raise WorkerGarbage(f"a raw value of {len(data)} bytes where the answer said {size}")

@@ -246,3 +246,23 @@ def test_a_raw_answer_forged_on_the_servers_output_is_the_programs_failure(forge
         assert verdict.status is Status.FAIL and verdict.detail.startswith("malformed result"), verdict.detail
         again = weak.run(dataclasses.replace(_job(program, expected), program="def f(n):\n    return list(range(n))\n"))
         assert judge_group(problem, "base", expected, again).status is Status.PASS
+
+
+def test_raw_values_over_an_answers_limit_are_refused_before_any_is_read() -> None:
+    """Each raw frame is under the frame limit, but an answer's raw values together may not pass it
+    either (one answer frame held every value before): a subverted server cannot fill the host's memory."""
+    from types import SimpleNamespace
+
+    from ra3bench.sandbox.harness.protocol import MAX_FRAME_BYTES
+    from ra3bench.sandbox.pool import Worker, WorkerGarbage
+
+    reads: list[bool] = []
+    worker = SimpleNamespace(_read=lambda deadline, raw=False: reads.append(raw) or b"[]")
+    half = MAX_FRAME_BYTES // 2 + 1
+    answer = {"calls": [{"status": "ok", "raw": half}, {"status": "ok", "raw": half}]}
+    with pytest.raises(WorkerGarbage, match="over the limit"):
+        Worker._with_raws(worker, answer, 0.0, True)
+    assert reads == []
+    small = {"calls": [{"status": "ok", "raw": 2}, {"status": "ok", "value": 1}]}
+    filled = Worker._with_raws(worker, small, 0.0, True)
+    assert type(filled["calls"][0]["value"]) is RawValue and reads == [True]
