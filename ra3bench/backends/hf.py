@@ -151,9 +151,7 @@ class HFBackend(GenerationBackend):
         tok = self.tokenizer
         rows: list[Row] = []
         for index, prompt in enumerate(prompts):
-            # a chat template writes its own special tokens; a completion prompt gets the model's BOS, as vLLM gives it
-            add_special = prompt.style is PromptStyle.COMPLETION
-            ids = tok(self.render(prompt), add_special_tokens=add_special)["input_ids"]
+            ids = prompt_token_ids(prompt, tok)
             for k in range(n):
                 seed = None if self.params.greedy else sample_seed(self.params.seed, prompt.task_id, k)
                 rows.append(Row(index, ids, seed))
@@ -216,9 +214,23 @@ class HFBackend(GenerationBackend):
         return rows
 
     def _completion(self, row: list[int], ends: set[int], stop: list[str]) -> Completion:
-        n_tokens, how, text = generated_span(row, ends, self.tokenizer, stop)
-        reason = "length" if how == "open" and n_tokens >= self.params.max_new_tokens else "stop"
-        return Completion(text=text, finish_reason=reason, n_tokens=n_tokens)
+        return completion_of(row, ends, self.tokenizer, stop, self.params.max_new_tokens)
+
+
+def completion_of(
+    tokens: list[int], ends: set[int], tokenizer: Any, stop: list[str], max_new_tokens: int
+) -> Completion:
+    """A sequence's generated tokens as a :class:`Completion`: its text (up to the end token) and why it ended."""
+    n_tokens, how, text = generated_span(tokens, ends, tokenizer, stop)
+    reason = "length" if how == "open" and n_tokens >= max_new_tokens else "stop"
+    return Completion(text=text, finish_reason=reason, n_tokens=n_tokens)
+
+
+def prompt_token_ids(prompt: Prompt, tokenizer: Any) -> list[int]:
+    """The token ids a prompt's generation continues: a chat template writes its own special tokens; a
+    completion prompt gets the model's BOS, as vLLM gives it."""
+    add_special = prompt.style is PromptStyle.COMPLETION
+    return list(tokenizer(render_prompt(prompt, tokenizer), add_special_tokens=add_special)["input_ids"])
 
 
 def sample_sequences(
