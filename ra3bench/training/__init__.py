@@ -8,17 +8,20 @@
   :func:`render_prompt` (chat template or plain text), :func:`auto_style`, :func:`eos_ids`,
   :func:`cut_at_stop`, :func:`generated_span` and :func:`extract_program`;
 * sampling as evaluations sample (continuous batching, one seeded generator per sample):
-  :func:`sample_sequences`, which gives token ids; a loss takes its log-probabilities from the
-  training model.
+  :func:`sample_sequences`, which gives token ids (:class:`Row`); a loss takes its log-probabilities
+  from the training model. In a run, ``ctx.sample_sequences`` samples with the run's engine
+  (``generation.engine``: hf, or a colocated vLLM given the current weights first).
 """
 
 from ra3bench.backends.hf import auto_style, eos_ids, generated_span, render_prompt, sample_sequences
+from ra3bench.backends.hf_batching import Row
 from ra3bench.extract import extract_program
 from ra3bench.prompts import Prompt, PromptStyle, build_prompt, cut_at_stop
 from ra3bench.training.base import (
     TRAINERS,
     DataConfig,
     EvalConfig,
+    GenerationConfig,
     LoraConfig,
     ModelConfig,
     RunConfig,
@@ -32,10 +35,12 @@ __all__ = [
     "TRAINERS",
     "DataConfig",
     "EvalConfig",
+    "GenerationConfig",
     "LoraConfig",
     "ModelConfig",
     "Prompt",
     "PromptStyle",
+    "Row",
     "RunConfig",
     "TrainContext",
     "Trainer",

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from ra3bench.backends.vllm_colocated import ColocatedSettings
 from ra3bench.registry import Registry
 from ra3bench.spec import EvalOptions, EvalSpec
 
@@ -94,6 +95,18 @@ class EvalConfig(EvalOptions):
         return EvalSpec(
             suite=name, suite_version=version or None, select=dict(self.select.get(suite, {})), **self.options()
         )
+
+
+@dataclass
+class GenerationConfig:
+    """The ``generation:`` block: what samples a run's evaluation points and a trainer's rollouts.
+
+    ``hf``: the in-memory model, through the hf backend's continuous batching. ``vllm``: a colocated
+    vLLM engine that gets the current weights before each use (``vllm``: where and how it runs;
+    docs/generation.md)."""
+
+    engine: Literal["hf", "vllm"] = "hf"
+    vllm: ColocatedSettings = field(default_factory=ColocatedSettings)
 
 
 @dataclass

@@ -22,15 +22,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ra3bench.backends.base import GenerationParams
+from ra3bench.backends.hf_batching import Row
 from ra3bench.errors import UsageError
 from ra3bench.evaluate import Session
+from ra3bench.prompts import Prompt
 from ra3bench.results import code_version, host_info, now_iso
 from ra3bench.spec import EvalSpec
 from ra3bench.suites.base import Problem, Suite
 from ra3bench.summary import Summary
-from ra3bench.training.base import ModelConfig, TrainingExample
+from ra3bench.training.base import GenerationConfig, ModelConfig, TrainingExample
 from ra3bench.training.curves import CurveLog, plot_curves, read_curve
 from ra3bench.training.evaluation import EvalSchedule
+from ra3bench.training.generation import TrainingGeneration
 
 CHECKPOINTS = "checkpoints"
 LATEST = "LATEST"
@@ -111,6 +115,8 @@ class TrainContext:
         self._clock = time.perf_counter()
         self._evaluated: set[int] = set()
         self._sessions: list[Session] = []
+        generation = getattr(config, "generation", None) or GenerationConfig()
+        self.generation = TrainingGeneration(generation, run_dir, seed=config.run.seed)
         self._manifest = _carried_over(run_dir / "manifest.json", manifest) if resume else manifest
         self._write_manifest()
 
@@ -150,7 +156,12 @@ class TrainContext:
             if step == 0 and self.schedule.config.start_from and not force:
                 summaries = self.schedule.start_point()  # measured by another run on these weights
             else:
-                summaries = self.schedule.run(self.model, self.tokenizer, folder, f"{self.trainer_name}@step{step}")
+                label = f"{self.trainer_name}@step{step}"
+                try:
+                    self.generation.ready(self.model, self.tokenizer)
+                    summaries = self.schedule.run(self.model, self.tokenizer, folder, label, self.generation)
+                finally:
+                    self.generation.release()
             eval_time = time.perf_counter() - started
             self._eval_time_s += eval_time
             for summary in summaries:
@@ -160,6 +171,29 @@ class TrainContext:
             return summaries
         finally:
             self._resume_clock()
+
+    def sample_sequences(
+        self,
+        prompts: list[Prompt],
+        n: int,
+        params: GenerationParams,
+        *,
+        batch_size: int = 16,
+        batching: str = "continuous",
+    ) -> list[list[Row]]:
+        """``n`` sequences per prompt from ``ctx.model``'s current weights, by the run's generation engine
+        (``generation.engine``: the hf backend's continuous batching, or the colocated vLLM engine, given
+        the weights first), with their token ids: a trainer's rollouts. A loss takes its log-probabilities
+        from the training model, not from here. ``batch_size`` and ``batching`` are the hf engine's."""
+        return self.generation.sample_sequences(
+            self.model, self.tokenizer, prompts, n, params, batch_size=batch_size, batching=batching
+        )
+
+    def generation_metrics(self) -> dict[str, float]:
+        """What the last ``sample_sequences`` cost besides sampling, for the curve: with a vLLM engine,
+        ``weight_sync_time_s`` (giving it the current weights); nothing with hf."""
+        engine = self.generation.engine
+        return {"weight_sync_time_s": engine.stats.last_sync_s} if engine is not None else {}
 
     def judge_session(self, suite: str | Suite, problems: list[Problem] | None = None, **options: Any) -> Session:
         """A :class:`~ra3bench.Session` on the run's own sandbox (the one ``evaluate`` uses), for a
@@ -255,6 +289,9 @@ class TrainContext:
         for session in self._sessions:
             session.close()
         self.schedule.close()
+        if self.generation.uses_vllm:
+            self.record(generation=self.generation.describe())
+        self.generation.close()
 
 
 def _carried_over(path: Path, fresh: dict) -> dict:

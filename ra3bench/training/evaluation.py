@@ -25,6 +25,7 @@ from ra3bench.suites import get_suite
 from ra3bench.suites.base import Problem, Suite
 from ra3bench.summary import Summary
 from ra3bench.training.base import EvalConfig
+from ra3bench.training.generation import TrainingGeneration
 
 
 @dataclass
@@ -195,16 +196,20 @@ class EvalSchedule:
             self._sandbox.close()
         self._sandbox = None
 
-    def run(self, model: Any, tokenizer: Any, folder: Path, label: str) -> list[Summary]:
-        """Evaluate the model on every suite; one summary per suite (with ``run_dir`` and timing)."""
+    def run(
+        self, model: Any, tokenizer: Any, folder: Path, label: str, generation: TrainingGeneration | None = None
+    ) -> list[Summary]:
+        """Evaluate the model on every suite; one summary per suite (with ``run_dir`` and timing).
+        ``generation``: the run's engine, already holding the model's weights (None: the hf backend)."""
         self.open()
         summaries = []
         for plan in self.plans:
             assert plan.session is not None
             name = plan.key
+            backend = generation.eval_backend(model, tokenizer, plan.session.spec, label) if generation else None
             summaries.append(
                 plan.session.evaluate(
-                    model,
+                    backend or model,
                     folder / suite_dir(plan.suite),
                     tokenizer=tokenizer,
                     label=label,

