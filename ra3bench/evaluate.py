@@ -59,11 +59,11 @@ def selection_record(filters: dict[str, Any], problems: list[Problem]) -> dict:
     }
 
 
-def open_sandbox(kind: str = "auto", workers: int = 0) -> Sandbox:
+def open_sandbox(kind: str = "auto", workers: int = 0, ray_address: str = "") -> Sandbox:
     """A started sandbox (``auto``: docker, else bubblewrap, else a one-line error); close() it after."""
     from ra3bench.sandbox import make_sandbox
 
-    sandbox = make_sandbox(kind or "auto", workers or None)
+    sandbox = make_sandbox(kind or "auto", workers or None, ray_address=ray_address)
     sandbox.__enter__()
     return sandbox
 
@@ -105,7 +105,7 @@ class Session:
         with self._lock:
             if self._cache is None:
                 if self._sandbox is None:
-                    self._sandbox = open_sandbox(self.spec.sandbox, self.spec.workers)
+                    self._sandbox = open_sandbox(self.spec.sandbox, self.spec.workers, self.spec.ray_address)
                     self._sandbox.prestart()  # their start overlaps reading the expected outputs
                 self._cache = VerdictCache(cache_root() / "verdicts.sqlite" if self.spec.cache else None)
                 self._pool = ThreadPoolExecutor(max(1, self._sandbox.workers), thread_name_prefix="ra3bench-judge")

@@ -50,8 +50,9 @@ class EvalOptions:
     failed_group_budget: float = 60.0  # no fail-fast: stop a failed group after this many seconds (0: never)
     include_unverifiable: bool = False  # score problems that accept several answers but have no checker
     # sandbox and cache
-    sandbox: str = "auto"  # auto | docker | local | local-unsafe | a plugin's
-    workers: int = 0  # parallel jobs; 0: one per core
+    sandbox: str = "auto"  # auto | docker | local | local-unsafe | ray[:docker|:local] | a plugin's
+    workers: int = 0  # parallel jobs; 0: one per core (ray: per node)
+    ray_address: str = ""  # sandbox ray: the cluster ("": $RAY_ADDRESS, else a local one)
     cache: bool = True  # reuse verdicts judged before under the same conditions
 
     def __post_init__(self) -> None:

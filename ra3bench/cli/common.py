@@ -41,10 +41,16 @@ def add_execution_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--sandbox",
         default="auto",
-        help="auto | docker | local | local-unsafe (default: auto = docker if the engine answers, else local "
-        "(bubblewrap), else an error); local-unsafe: no bubblewrap, jobs reach the network and host files",
+        help="auto | docker | local | local-unsafe | ray (default: auto = docker if the engine answers, else local "
+        "(bubblewrap), else an error); local-unsafe: no bubblewrap, jobs reach the network and host files; "
+        "ray, ray:docker, ray:local: each node of a Ray cluster runs jobs in its own sandbox (docs/cluster.md)",
     )
-    group.add_argument("--workers", type=int, default=None, help="parallel jobs (default: one per core)")
+    group.add_argument("--workers", type=int, default=None, help="parallel jobs (default: one per core; ray: per node)")
+    group.add_argument(
+        "--ray-address",
+        default="",
+        help="--sandbox ray: the cluster, host:port or ray://host:port (default: $RAY_ADDRESS, else a local one)",
+    )
     group.add_argument("-k", default=None, help="comma-separated k for pass@k (default: every k <= n)")
     group.add_argument("--time-floor", type=float, default=1.0, help="minimum per-test time limit, s (default 1.0)")
     group.add_argument("--time-factor", type=float, default=4.0, help="per-test limit = max(floor, factor x ref time)")
@@ -100,6 +106,7 @@ def spec_from_args(args: argparse.Namespace, n: int = 1) -> EvalSpec:
         include_unverifiable=args.include_unverifiable,
         sandbox=args.sandbox,
         workers=args.workers or 0,
+        ray_address=args.ray_address,
         cache=not args.no_cache,
         **generation,
     )

@@ -26,6 +26,8 @@ examples:
   ra3bench sandbox check --sandbox local-unsafe
   # machine-readable, e.g. for CI
   ra3bench sandbox check --sandbox docker --format json > sandbox-check.json
+  # every node of a Ray cluster, each in its own Docker sandbox
+  ra3bench sandbox check --sandbox ray:docker --ray-address head-node:6379
 """
 
 
@@ -49,8 +51,12 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sandbox",
         default="auto",
-        help="auto | docker | local | local-unsafe (default: auto = docker, else local with bubblewrap, else an "
-        "error); local-unsafe checks the weak mode without bubblewrap",
+        help="auto | docker | local | local-unsafe | ray[:docker|:local] (default: auto = docker, else local with "
+        "bubblewrap, else an error); local-unsafe checks the weak mode without bubblewrap; ray checks every node "
+        "of the cluster",
+    )
+    parser.add_argument(
+        "--ray-address", default="", help="--sandbox ray: the cluster (default: $RAY_ADDRESS, else a local one)"
     )
     parser.add_argument("--workers", type=int, default=2, help="sandbox workers (default 2; each one is checked)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
@@ -58,42 +64,63 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ra3bench.errors import Ra3benchError, UsageError
-    from ra3bench.sandbox import attacks, forgery, make_sandbox
+    from ra3bench.errors import UsageError
+    from ra3bench.sandbox import attacks, make_sandbox
 
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     attacks.plant_env_secret()  # before the sandbox starts: it must not reach the jobs
-    with make_sandbox(args.sandbox, args.workers) as sandbox:
-        caps = attacks.backend_capabilities(sandbox)
-        if args.format == "table":
-            print(f"sandbox: {sandbox.name} ({sandbox.isolation})", flush=True)
-        reports = attacks.run_attacks(sandbox, capabilities=caps)
-        skipped = ""
-        try:  # needs the HumanEval+ data (expected outputs come from its reference)
-            forgeries = forgery.run_forgeries(sandbox, capabilities=caps)
-        except Ra3benchError as exc:
-            forgeries, skipped = [], str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        info = sandbox.describe()
-    contained = all(r.ok for r in reports)
-    integrity = all(r.ok for r in forgeries)
-    ok = contained and integrity
+    results = []
+    with make_sandbox(args.sandbox, args.workers, ray_address=getattr(args, "ray_address", "")) as sandbox:
+        # a Ray cluster is checked node by node: every node judges, so every node must contain the attacks
+        targets = sandbox.node_sandboxes() if hasattr(sandbox, "node_sandboxes") else [("", sandbox)]
+        for label, target in targets:
+            if args.format == "table":
+                where = f" on node {label}" if label else ""
+                print(f"sandbox: {target.name}{where} ({target.isolation})", flush=True)
+            results.append(_check(target, label, args.format == "table"))
+    ok = all(r["ok"] for r in results)
     if args.format == "json":
-        payload = {
-            "sandbox": info,
-            "capabilities": sorted(caps),
-            "ok": ok,
-            "attacks": [r.to_json() for r in reports],
-            "verdict_integrity": {
-                "task": f"humaneval+ {forgery.TASK_ID}",
-                "ok": integrity,
-                "skipped": skipped or None,
-                "forgeries": [r.to_json() for r in forgeries],
-            },
-        }
+        payload = results[0] if len(results) == 1 else {"ok": ok, "nodes": results}
         json.dump(payload, sys.stdout, indent=2)
         print()
-        return 0 if ok else 1
+    return 0 if ok else 1
+
+
+def _check(sandbox, label: str, table: bool) -> dict:
+    """The attacks and the forgeries on one sandbox; printed as tables when ``table``; the JSON record."""
+    from ra3bench.errors import Ra3benchError
+    from ra3bench.sandbox import attacks, forgery
+
+    caps = attacks.backend_capabilities(sandbox)
+    reports = attacks.run_attacks(sandbox, capabilities=caps)
+    skipped = ""
+    try:  # needs the HumanEval+ data (expected outputs come from its reference)
+        forgeries = forgery.run_forgeries(sandbox, capabilities=caps)
+    except Ra3benchError as exc:
+        forgeries, skipped = [], str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    contained = all(r.ok for r in reports)
+    integrity = all(r.ok for r in forgeries)
+    record = {
+        "sandbox": sandbox.describe(),
+        "capabilities": sorted(caps),
+        "ok": contained and integrity,
+        "attacks": [r.to_json() for r in reports],
+        "verdict_integrity": {
+            "task": f"humaneval+ {forgery.TASK_ID}",
+            "ok": integrity,
+            "skipped": skipped or None,
+            "forgeries": [r.to_json() for r in forgeries],
+        },
+    }
+    if table:
+        _print_tables(sandbox, reports, forgeries, skipped)
+    return record
+
+
+def _print_tables(sandbox, reports: list, forgeries: list, skipped: str) -> None:
+    from ra3bench.sandbox import forgery
+
     rows = [[r.attack, r.expected, r.observed, r.result] for r in reports]
     print(tabulate(rows, headers=["attack", "expected", "observed", "result"], tablefmt="github"))
     failed = [r.attack for r in reports if not r.ok]
@@ -108,7 +135,7 @@ def handle(args: argparse.Namespace) -> int:
     print(f"verdict integrity (wrong programs that forge their verdict, judged on humaneval+ {forgery.TASK_ID})")
     if skipped:
         print(f"not run: {skipped}")
-        return 0 if ok else 1
+        return
     rows = [[r.attack, " / ".join(r.allowed), _verdict_cell(r), r.result] for r in forgeries]
     print(tabulate(rows, headers=["forgery", "expected", "verdict", "result"], tablefmt="github"))
     forged = [r for r in forgeries if not r.ok]
@@ -122,7 +149,7 @@ def handle(args: argparse.Namespace) -> int:
         print("OK: every forgery was scored a failure of the program, and the control passed")
     if not_run:
         print(f"note: {len(not_run)} forgery(ies) not run: they would reach the host on this backend")
-    return 0 if ok else 1
+    print()
 
 
 def _verdict_cell(report: ForgeryReport) -> str:

@@ -402,7 +402,7 @@ class Ra3benchCallback(TrainerCallback):
                 if sandbox is None:
                     key = (spec.sandbox, spec.workers)
                     if key not in self._sandboxes:
-                        self._sandboxes[key] = open_sandbox(spec.sandbox, spec.workers)
+                        self._sandboxes[key] = open_sandbox(spec.sandbox, spec.workers, spec.ray_address)
                     sandbox = self._sandboxes[key]
                 self._sessions.append(Session(spec, sandbox=sandbox).prepare())
         except BaseException:

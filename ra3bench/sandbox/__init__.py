@@ -97,8 +97,21 @@ def _auto(workers: int | None) -> Sandbox:
     return LocalSandbox(workers=workers, use_bwrap=True)
 
 
-def make_sandbox(kind: str, workers: int | None = None) -> Sandbox:
-    """``auto`` picks the strongest backend this machine can run, says so when it is weaker, never the weakest."""
+@SANDBOXES.register("ray")
+def _ray(workers: int | None = None, address: str = "", inner: str = "auto") -> Sandbox:
+    """Jobs on a Ray cluster, each node's own pool (``inner``: auto | docker | local); judged here."""
+    from ra3bench.sandbox.ray_pool import RaySandbox
+
+    return RaySandbox(workers, address=address or None, inner=inner)
+
+
+def make_sandbox(kind: str, workers: int | None = None, *, ray_address: str = "") -> Sandbox:
+    """``auto`` picks the strongest backend this machine can run, says so when it is weaker, never the weakest.
+    ``ray`` (each node's auto sandbox), ``ray:docker`` or ``ray:local``: a Ray cluster at ``ray_address``
+    (default ``$RAY_ADDRESS``, else a local one)."""
     if kind == "auto":
         return _auto(workers)
+    name, _, inner = kind.partition(":")
+    if name == "ray":
+        return SANDBOXES.get("ray")(workers=workers, address=ray_address, inner=inner or "auto")
     return SANDBOXES.get(kind)(workers=workers)

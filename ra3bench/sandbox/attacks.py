@@ -712,7 +712,11 @@ def backend_capabilities(sandbox: Sandbox) -> frozenset[str]:
     declared = getattr(sandbox, "capabilities", None)
     if declared is not None:
         return frozenset(declared)
-    info = sandbox.describe()
+    return capabilities_of(sandbox.describe())
+
+
+def capabilities_of(info: dict) -> frozenset[str]:
+    """What a sandbox contains, from its describe(): a local one by bubblewrap and job uid, any other all."""
     if info.get("kind") != "local":
         return frozenset(CAPABILITIES)
     caps = set()

@@ -176,7 +176,7 @@ class EvalSchedule:
     def sandbox(self) -> Sandbox:
         """The run's one sandbox, started on first use: evaluations and a trainer's rewards share it."""
         if self._sandbox is None:
-            self._sandbox = open_sandbox(self.config.sandbox, self.config.workers)
+            self._sandbox = open_sandbox(self.config.sandbox, self.config.workers, self.config.ray_address)
         return self._sandbox
 
     def open(self) -> None:

@@ -1,0 +1,169 @@
+"""``--sandbox ray`` on Ray's own multi-node test cluster (``ray.cluster_utils.Cluster``), on this machine.
+
+Each node runs its own bubblewrapped local pool (``ray:local``); the driver judges. Verdicts must
+be those of a local run, whatever happens to the nodes: one removed mid-evaluation, one joining
+later. Ray is installed by CI (``ra3bench[ray]``); without it these tests skip.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from ra3bench import EvalSpec, Session  # noqa: E402
+from ra3bench.errors import SandboxUnavailableError  # noqa: E402
+from ra3bench.sandbox.base import Job  # noqa: E402
+from ra3bench.sandbox.local import LocalSandbox, bwrap_problem  # noqa: E402
+from ra3bench.sandbox.ray_node import NodeFacts  # noqa: E402
+from ra3bench.sandbox.ray_pool import NODE_POLL_S, RaySandbox, _DriverReference  # noqa: E402
+
+pytestmark = pytest.mark.skipif(bool(bwrap_problem()), reason="the nodes' local sandbox needs bubblewrap")
+
+
+@pytest.fixture
+def cluster():
+    """A head and two workers, one CPU each, all on this machine."""
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    workers = [c.add_node(num_cpus=1) for _ in range(2)]
+    c.wait_for_nodes()
+    ray.init(address=c.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    c.workers = workers
+    yield c
+    ray.shutdown()
+    c.shutdown()
+
+
+def samples(session: Session, count: int) -> tuple[list[str], list[str]]:
+    """Reference solutions and wrong programs, alternating (pass and fail verdicts both)."""
+    ids, programs = [], []
+    for problem in session.problems[:count]:
+        ids += [problem.task_id, problem.task_id]
+        programs += [problem.reference, f"def {problem.entry_point}(*args):\n    return None\n"]
+    return ids, programs
+
+
+def judged(sandbox, ids: list[str], programs: list[str]) -> list[tuple[str, str]]:
+    session = Session(EvalSpec(suite="humaneval+", cache=False), sandbox=sandbox)
+    return [(v.task_id, v.status.value) for v in session.judge(ids, programs)]
+
+
+@pytest.fixture(scope="module")
+def local_verdicts():
+    """The same samples judged by a local pool: what every ray run must give."""
+    with LocalSandbox(workers=2) as sandbox:
+        session = Session(EvalSpec(suite="humaneval+", cache=False), sandbox=sandbox)
+        ids, programs = samples(session, 12)
+        return ids, programs, judged(sandbox, ids, programs)
+
+
+def test_verdicts_are_a_local_runs_and_every_node_judges(cluster, local_verdicts):
+    ids, programs, expected = local_verdicts
+    with RaySandbox(1, inner="local") as sandbox:
+        assert judged(sandbox, ids, programs) == expected
+        record = sandbox.describe()
+    assert {"pass", "fail"} <= {status for _, status in expected}
+    assert len(record["nodes"]) == 3 and all(n["jobs"] > 0 for n in record["nodes"]), record["nodes"]
+    assert all(n["batches"] < n["jobs"] for n in record["nodes"])  # jobs went in batches, not one call each
+    assert record["refused"] == {} and record["lost"] == {}
+    assert all(n["harness"] == record["driver"]["harness"] for n in record["nodes"])
+
+
+def test_a_node_removed_mid_evaluation_costs_retries_not_verdicts(cluster, local_verdicts):
+    ids, programs, expected = local_verdicts
+    ids, programs, expected = ids * 3, programs * 3, expected * 3
+    with RaySandbox(1, inner="local") as sandbox:
+        victim = cluster.workers[0]
+        removed, done = threading.Event(), threading.Event()
+
+        def remove_soon() -> None:
+            while not done.is_set():
+                if any(n["jobs"] for n in sandbox.describe()["nodes"] if n["node_id"] == victim.node_id):
+                    cluster.remove_node(victim)
+                    removed.set()
+                    return
+                time.sleep(0.02)
+
+        remover = threading.Thread(target=remove_soon)
+        remover.start()
+        try:
+            verdicts = judged(sandbox, ids, programs)
+        finally:
+            done.set()
+            remover.join()
+        record = sandbox.describe()
+    assert removed.is_set(), record
+    assert verdicts == expected  # none lost, none judged twice, none a sandbox_error
+    assert victim.node_id in record["lost"]
+    assert record["retried_jobs"] > 0  # the node died with work in flight, which ran again elsewhere
+    assert victim.node_id not in {n["node_id"] for n in record["nodes"]}
+
+
+def test_a_node_that_joins_later_gets_work(cluster, local_verdicts):
+    ids, programs, expected = local_verdicts
+    with RaySandbox(1, inner="local") as sandbox:
+        before = {n["node_id"] for n in sandbox.describe()["nodes"]}
+        late = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        deadline = time.monotonic() + 30 + NODE_POLL_S
+        while late.node_id not in {n["node_id"] for n in sandbox.describe()["nodes"]}:
+            sandbox.run(Job(program="x = 1\n"))  # the dispatcher looks for nodes between rounds
+            assert time.monotonic() < deadline, "the new node never joined"
+            time.sleep(0.2)
+        assert judged(sandbox, ids * 2, programs * 2) == expected * 2
+        record = sandbox.describe()
+    assert late.node_id not in before
+    assert next(n for n in record["nodes"] if n["node_id"] == late.node_id)["jobs"] > 0
+
+
+def test_jobs_that_hold_expected_values_never_leave_the_driver(cluster):
+    with RaySandbox(1, inner="local") as sandbox:
+        job = Job(program="def f():\n    return 2\n", entry_point="f", calls=[[]], time_limits_s=[5.0])
+        result = sandbox.run(replace(job, holds_expected=True))
+        assert result.calls[0].value == 2
+        assert all(n["jobs"] == 0 for n in sandbox.describe()["nodes"])
+
+
+def test_a_node_with_another_harness_is_refused_with_one_line(cluster, monkeypatch):
+    import ra3bench.sandbox.image as image
+
+    monkeypatch.setattr(image, "harness_digest", lambda: "f" * 64)  # the driver's harness, not the nodes'
+    with pytest.raises(SandboxUnavailableError, match=r"no node of the Ray cluster .* its sandbox harness \w+ is not"):
+        RaySandbox(1, inner="local")
+
+
+def test_refusal_reasons():
+    reference = _DriverReference.__new__(_DriverReference)
+    reference.inner, reference.harness, reference.image_id, reference.probe_s = "docker", "a" * 64, "sha256:1", 0.1
+    facts = NodeFacts("n", "h", "docker", 1, "a" * 64, "sha256:1", "cpu", 1, 0.1)
+    assert reference.refusal(facts, 3.0) == ""
+    assert "image" in reference.refusal(NodeFacts("n", "h", "docker", 1, "a" * 64, "sha256:2", "c", 1, 0.1), 3.0)
+    assert "3.5x slower" in reference.refusal(NodeFacts("n", "h", "docker", 1, "a" * 64, "sha256:1", "c", 1, 0.35), 3.0)
+
+
+def test_sandbox_check_runs_the_hostile_suite_on_every_node(cluster, capsys):
+    import json
+
+    from ra3bench.cli.main import main
+
+    code = main(["sandbox", "check", "--sandbox", "ray:local", "--ray-address", cluster.address, "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["ok"]
+    assert len(report["nodes"]) == 3
+    assert len({n["sandbox"]["node"]["node_id"] for n in report["nodes"]}) == 3
+    assert all(n["attacks"] and n["verdict_integrity"]["forgeries"] for n in report["nodes"])
+
+
+def test_a_slower_node_gets_proportionally_longer_limits():
+    from ra3bench.sandbox.base import Limits
+    from ra3bench.sandbox.ray_pool import _scaled
+
+    job = Job(program="", calls=[[1], [2]], time_limits_s=[1.0, 2.0], script_time_s=10.0, limits=Limits(load_time_s=5))
+    slow = _scaled(job, 1.5)
+    assert slow.time_limits_s == [1.5, 3.0] and slow.script_time_s == 15.0 and slow.limits.load_time_s == 7.5
+    assert _scaled(job, 1.0) is job  # a node as fast as the driver (or faster) gets the driver's limits
