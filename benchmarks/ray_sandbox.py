@@ -70,6 +70,56 @@ def judge(kind: str, samples: Path, out: Path, workers: int, address: str) -> di
     }
 
 
+def warm_steps(samples: Path, workers: int, per_node: int, steps: int = 3) -> list[str]:
+    """An RLVR run's view: one sandbox kept warm for the run, a batch of RLVR_BATCH samples judged per step
+    (``Session.judge``, the reward's call, verdict cache off), the median step over ``steps``."""
+    import statistics
+
+    from ra3bench import EvalSpec, Session
+    from ra3bench.sandbox import make_sandbox
+
+    lines = [json.loads(line) for line in samples.read_text().splitlines()][: RLVR_BATCH * steps]
+    out = {}
+    for kind, count in (("docker", workers), ("ray:docker", per_node)):
+        with make_sandbox(kind, count) as sandbox:
+            session = Session(EvalSpec(suite="humaneval+", suite_version="v0.1.9", cache=False), sandbox=sandbox)
+            times = []
+            for step in range(steps):
+                batch = lines[step * RLVR_BATCH : (step + 1) * RLVR_BATCH]
+                suite = session.suite
+                programs = [suite.program_from_sample(session.problem(s["task_id"]), s) for s in batch]
+                started = time.perf_counter()
+                session.judge([s["task_id"] for s in batch], programs)
+                times.append(time.perf_counter() - started)
+            out[kind] = statistics.median(times)
+            session.close()
+    extra = out["ray:docker"] / out["docker"] - 1
+    return [
+        f"A warm sandbox, as an RLVR run keeps one: {RLVR_BATCH} samples judged per step (`Session.judge`, the "
+        f"reward's call), median of {steps} steps: docker {out['docker']:.2f} s, ray {out['ray:docker']:.2f} s "
+        f"({100 * extra:+.0f} %).",
+        "",
+    ]
+
+
+def saturation(measured: list[tuple[int, dict, dict]], workers: int) -> list[str]:
+    """Where one driver stops scaling: its CPU per sample beyond start-up (the whole run's CPU less the
+    small batch's, over the samples between them) against what one worker judges per second."""
+    if len(measured) < 2:
+        return []
+    (n_big, docker_big, ray_big), (n_small, _, ray_small) = measured[0], measured[1]
+    marginal = (ray_big["cpu_s"] - ray_small["cpu_s"]) / max(1, n_big - n_small)
+    per_worker = n_big / docker_big["wall_s"] / workers
+    driver_rate = 1.0 / marginal if marginal > 0 else float("inf")
+    return [
+        f"Driver cost per sample beyond start-up (judging, results, dispatch): {1000 * marginal:.1f} ms of CPU, so "
+        f"one driver keeps up with about {driver_rate:.0f} samples/s. One worker judges {per_worker:.1f} samples/s "
+        f"here (docker, this run), so one driver saturates at about {driver_rate / per_worker:.0f} workers in all "
+        f"(e.g. {driver_rate / per_worker / 32:.1f} nodes of 32 workers) on this workload.",
+        "",
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=DEFAULT_RUNS)
@@ -82,12 +132,13 @@ def main() -> int:
     from ray.cluster_utils import Cluster
 
     data_dir = Path(os.environ["RA3BENCH_DATA_DIR"])
-    rows, agree = [], []
+    rows, agree, measured = [], [], []
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     for _ in range(args.nodes - 1):
         cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     per_node = max(1, args.workers // args.nodes)
+    warm: list[str] = []
     try:
         with tempfile.TemporaryDirectory(prefix="ra3bench-ray-bench-") as tmp:
             work = Path(tmp)
@@ -101,6 +152,7 @@ def main() -> int:
                     docker = judge("docker", samples, work / f"d-{run['name']}-{count}", args.workers, "")
                     on_ray = judge("ray:docker", samples, work / f"r-{run['name']}-{count}", per_node, cluster.address)
                     same = docker["verdicts"] == on_ray["verdicts"]
+                    measured.append((count, docker, on_ray))
                     agree.append(same)
                     extra = on_ray["wall_s"] - docker["wall_s"]
                     rows.append(
@@ -119,11 +171,15 @@ def main() -> int:
                         ]
                     )
                     print(rows[-1], file=sys.stderr, flush=True)
+                if not warm:
+                    os.environ["RAY_ADDRESS"] = cluster.address
+                    warm = warm_steps(whole, args.workers, per_node)
+                    print(warm[0], file=sys.stderr, flush=True)
     finally:
         ray.shutdown()
         cluster.shutdown()
-    headers = ["run", "workload", "jobs", "docker s", "ray s", "ray extra", "docker jobs/s", "ray jobs/s"]
-    headers += ["extra ms/job", "driver CPU ms/job", "verdicts identical"]
+    headers = ["run", "workload", "samples", "docker s", "ray s", "ray extra", "docker samples/s", "ray samples/s"]
+    headers += ["extra ms/sample", "driver CPU ms/sample", "verdicts identical"]
     body = "\n".join(
         [
             f"Command: `python benchmarks/ray_sandbox.py {' '.join(sys.argv[1:])}`  ",
@@ -138,6 +194,8 @@ def main() -> int:
             "",
             tabulate(rows, headers=headers, tablefmt="github"),
             "",
+            *warm,
+            *saturation(measured, args.workers),
         ]
     )
     print(body)

@@ -262,8 +262,10 @@ class RaySandbox(Sandbox):
                 if self._queue and not self.nodes:
                     self._fail_queue("every node of the Ray cluster has left")
                 continue
-            # every batch that is back within WAIT_S; new jobs queued meanwhile go out on the next round
-            ready, _ = self.ray.wait(list(in_flight), num_returns=len(in_flight), timeout=WAIT_S)
+            # the first batch back (at most WAIT_S: jobs queued meanwhile go out next round), and any other back by then
+            ready, rest = self.ray.wait(list(in_flight), num_returns=1, timeout=WAIT_S)
+            if ready and rest:
+                ready += self.ray.wait(rest, num_returns=len(rest), timeout=0)[0]
             for ref in ready:
                 node, items = in_flight.pop(ref)
                 try:
