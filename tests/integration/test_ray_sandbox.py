@@ -15,6 +15,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
+from test_rlvr import private_cache, toy  # noqa: E402, F401 (fixtures)
 
 from ra3bench import EvalSpec, Session  # noqa: E402
 from ra3bench.errors import SandboxUnavailableError  # noqa: E402
@@ -167,3 +168,21 @@ def test_a_slower_node_gets_proportionally_longer_limits():
     slow = _scaled(job, 1.5)
     assert slow.time_limits_s == [1.5, 3.0] and slow.script_time_s == 15.0 and slow.limits.load_time_s == 7.5
     assert _scaled(job, 1.0) is job  # a node as fast as the driver (or faster) gets the driver's limits
+
+
+@pytest.mark.usefixtures("toy")
+def test_a_training_run_judges_rewards_and_evaluations_on_the_cluster(cluster, tmp_path):
+    import json
+
+    from test_rlvr import SPEC, TOY, curve
+
+    from ra3bench.training.runner import train
+
+    sandbox_keys = ("eval.sandbox", "trainer.sandbox", "eval.workers", "trainer.workers")
+    overrides = [o for o in TOY if not o.startswith(sandbox_keys)]
+    overrides += ["eval.sandbox=ray:local", f"eval.ray_address={cluster.address}", "eval.workers=1"]
+    run_dir = train(SPEC, None, [*overrides, "trainer.steps=2", f"run.out={tmp_path / 'run'}"])
+    assert [p["step"] for p in curve(run_dir, "train")] == [1, 2]
+    assert all(p["dropped_sandbox_error"] == 0 for p in curve(run_dir, "train"))
+    evaluated = json.loads((run_dir / "evals" / "step-000002" / "mbppplus" / "manifest.json").read_text())
+    assert evaluated["sandbox"]["kind"] == "ray" and len(evaluated["sandbox"]["nodes"]) == 3
