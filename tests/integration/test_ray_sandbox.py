@@ -70,9 +70,18 @@ def test_verdicts_are_a_local_runs_and_every_node_judges(cluster, local_verdicts
         record = sandbox.describe()
     assert {"pass", "fail"} <= {status for _, status in expected}
     assert len(record["nodes"]) == 3 and all(n["jobs"] > 0 for n in record["nodes"]), record["nodes"]
-    assert all(n["batches"] < n["jobs"] for n in record["nodes"])  # jobs went in batches, not one call each
     assert record["refused"] == {} and record["lost"] == {}
     assert all(n["harness"] == record["driver"]["harness"] for n in record["nodes"])
+
+
+def test_queued_jobs_go_to_each_node_in_batches_not_one_call_each(cluster):
+    job = Job(program="def f(x):\n    return x\n", entry_point="f", calls=[[1]], time_limits_s=[5.0])
+    with RaySandbox(1, inner="local") as sandbox:
+        results = dict(sandbox.run_many([job] * 30))
+        record = sandbox.describe()
+    assert sorted(results) == list(range(30)) and all(r.calls[0].value == 1 for r in results.values())
+    jobs, batches = sum(n["jobs"] for n in record["nodes"]), sum(n["batches"] for n in record["nodes"])
+    assert jobs == 30 and batches <= 30 // 2 + len(record["nodes"]), record["nodes"]  # a node's room at a time
 
 
 def test_a_node_removed_mid_evaluation_costs_retries_not_verdicts(cluster, local_verdicts):

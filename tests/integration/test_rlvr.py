@@ -234,7 +234,7 @@ def test_a_training_run_drops_faulted_samples_from_the_update(toy, tmp_path, mon
     def unlucky(program: str) -> bool:  # about a third of the programs, the same ones every time
         return int(hashlib.sha256(program.encode()).hexdigest(), 16) % 3 == 0
 
-    def faulty_sandbox(kind, workers):  # the run's one sandbox: rewards and evaluations
+    def faulty_sandbox(kind, workers, ray_address=""):  # the run's one sandbox: rewards and evaluations
         from ra3bench.sandbox.local import LocalSandbox
 
         return FaultySandbox(LocalSandbox(workers=2), unlucky)
