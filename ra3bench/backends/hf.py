@@ -122,10 +122,8 @@ class HFBackend(GenerationBackend):
 
     def generate(self, prompts: list[Prompt], n: int) -> list[list[Completion]]:
         ends = eos_ids(self.model, self.tokenizer)
-        return [
-            [self._completion(row.new, ends, prompt.stop) for row in rows]
-            for prompt, rows in zip(prompts, self.sample_rows(prompts, n), strict=True)
-        ]
+        grouped = self.sample_rows(prompts, n)
+        return completions_of(prompts, grouped, ends, self.tokenizer, self.params.max_new_tokens)
 
     def sample_rows(self, prompts: list[Prompt], n: int) -> list[list[Row]]:
         """``n`` sequences per prompt, with their tokens: ``ids`` (the prompt's) and ``new`` (generated,
@@ -142,19 +140,11 @@ class HFBackend(GenerationBackend):
             for start in range(0, len(order), per_batch):
                 batch = order[start : start + per_batch]
                 rows += self._static([prompts[i] for i in batch], [texts[i] for i in batch], batch, n)
-        grouped: list[list[Row]] = [[] for _ in prompts]
-        for row in rows:
-            grouped[row.prompt].append(row)
-        return grouped
+        return group_rows(rows, len(prompts))
 
     def _continuous(self, prompts: list[Prompt], n: int) -> list[Row]:
         tok = self.tokenizer
-        rows: list[Row] = []
-        for index, prompt in enumerate(prompts):
-            ids = prompt_token_ids(prompt, tok)
-            for k in range(n):
-                seed = None if self.params.greedy else sample_seed(self.params.seed, prompt.task_id, k)
-                rows.append(Row(index, ids, seed))
+        rows = seeded_rows(prompts, n, self.params, tok)
         stops = {i: [s for s in p.stop if s] for i, p in enumerate(prompts)}
         batcher = ContinuousBatcher(
             self.model,
@@ -213,8 +203,34 @@ class HFBackend(GenerationBackend):
             rows.append(Row(indices[p], encoded["input_ids"][p][mask[p] == 1].tolist(), None, tokens))
         return rows
 
-    def _completion(self, row: list[int], ends: set[int], stop: list[str]) -> Completion:
-        return completion_of(row, ends, self.tokenizer, stop, self.params.max_new_tokens)
+
+def seeded_rows(prompts: list[Prompt], n: int, params: GenerationParams, tokenizer: Any) -> list[Row]:
+    """``n`` rows per prompt to sample, each with the prompt's token ids and its own seed,
+    sha256(seed, task, index) (None when greedy): a sample does not depend on the rest of its batch."""
+    rows: list[Row] = []
+    for index, prompt in enumerate(prompts):
+        ids = prompt_token_ids(prompt, tokenizer)
+        for k in range(n):
+            rows.append(Row(index, ids, None if params.greedy else sample_seed(params.seed, prompt.task_id, k)))
+    return rows
+
+
+def group_rows(rows: list[Row], prompts: int) -> list[list[Row]]:
+    """The rows of each prompt, in prompt order."""
+    grouped: list[list[Row]] = [[] for _ in range(prompts)]
+    for row in rows:
+        grouped[row.prompt].append(row)
+    return grouped
+
+
+def completions_of(
+    prompts: list[Prompt], grouped: list[list[Row]], ends: set[int], tokenizer: Any, max_new_tokens: int
+) -> list[list[Completion]]:
+    """Each prompt's rows as completions (see :func:`completion_of`)."""
+    return [
+        [completion_of(row.new, ends, tokenizer, prompt.stop, max_new_tokens) for row in rows]
+        for prompt, rows in zip(prompts, grouped, strict=True)
+    ]
 
 
 def completion_of(

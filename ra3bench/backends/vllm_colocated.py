@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from ra3bench.backends.base import Completion, GenerationBackend, GenerationParams
-from ra3bench.backends.hf import auto_style, completion_of, prompt_token_ids, stop_reached
-from ra3bench.backends.hf_batching import Row, sample_seed
+from ra3bench.backends.hf import auto_style, completions_of, group_rows, seeded_rows, stop_reached
+from ra3bench.backends.hf_batching import Row
 from ra3bench.backends.vllm import engine_kwargs
 from ra3bench.backends.vllm_engine import EngineInfo, EngineRequest, EngineSample, SyncedLLM
 from ra3bench.backends.vllm_weights import hf_weights, model_dtype, write_start_folder, write_weights
@@ -157,14 +157,17 @@ class _OwnProcess:
         return answer["ok"]
 
     def load(self, weights: dict[str, Any]) -> None:
-        path = self.scratch / "weights.safetensors"
-        if shutil.disk_usage(self.scratch).free < 2 * sum(t.numel() * t.element_size() for t in weights.values()):
-            path = Path(tempfile.mkdtemp(prefix="ra3bench-weights-")) / "weights.safetensors"
+        folder = self.scratch
+        if shutil.disk_usage(folder).free < 2 * sum(t.numel() * t.element_size() for t in weights.values()):
+            folder = Path(tempfile.mkdtemp(prefix="ra3bench-weights-"))  # /dev/shm too small: the disk
+        path = folder / "weights.safetensors"
         try:
             write_weights(weights, path)
             self._call({"op": "weights", "path": str(path)}, "the weight sync")
         finally:
             path.unlink(missing_ok=True)
+            if folder != self.scratch:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def generate(self, requests: list[EngineRequest]) -> list[EngineSample]:
         answer = self._call({"op": "generate", "requests": [asdict(r) for r in requests]}, "generation")
@@ -317,33 +320,23 @@ class ColocatedVLLMBackend(GenerationBackend):
     def sample_rows(self, prompts: list[Prompt], n: int) -> list[list[Row]]:
         """``n`` sequences per prompt: ``ids`` (the prompt's tokens) and ``new`` (the sampled ones, up to and
         including an end token or the token that completed a stop string)."""
-        rows: list[Row] = []
-        requests: list[EngineRequest] = []
-        for index, prompt in enumerate(prompts):
-            ids = prompt_token_ids(prompt, self.tokenizer)
-            stops = list(dict.fromkeys(s for s in prompt.stop if s))
-            for k in range(n):
-                seed = None if self.params.greedy else sample_seed(self.params.seed, prompt.task_id, k)
-                rows.append(Row(index, ids, seed))
-                requests.append(EngineRequest(ids, self._sampling(stops, seed)))
+        rows = seeded_rows(prompts, n, self.params, self.tokenizer)
+        stops = [list(dict.fromkeys(s for s in prompt.stop if s)) for prompt in prompts]
+        requests = [EngineRequest(row.ids, self._sampling(stops[row.prompt], row.seed)) for row in rows]
         for row, sample in zip(rows, self.engine.generate(requests), strict=True):
             row.new = sample.token_ids
             row.stopped = sample.finish_reason == "stop"
-            self._stop_across_prompt_end(row, prompts[row.prompt].stop)
-        grouped: list[list[Row]] = [[] for _ in prompts]
-        for row in rows:
-            grouped[row.prompt].append(row)
-        return grouped
+            self._stop_across_prompt_end(row, stops[row.prompt])
+        return group_rows(rows, len(prompts))
 
-    def _stop_across_prompt_end(self, row: Row, stop: list[str]) -> None:
+    def _stop_across_prompt_end(self, row: Row, stop: list[str]) -> None:  # stop: the prompt's non-empty stops
         """End ``row`` where the hf engine ends it: vLLM looks for stop strings in the generated text only,
         the hf engine over the prompt's end too (a response prefix ending in a newline, then a token
         that completes "\\n```"). Such a stop completes within its own length in tokens."""
-        stops = [s for s in stop if s]
         full = row.new
-        for length in range(1, min(len(full), max((len(s) for s in stops), default=0)) + 1):
+        for length in range(1, min(len(full), max((len(s) for s in stop), default=0)) + 1):
             row.new = full[:length]
-            if stop_reached(row, stops, self.tokenizer):
+            if stop_reached(row, stop, self.tokenizer):
                 row.stopped = True
                 return
         row.new = full
@@ -361,8 +354,5 @@ class ColocatedVLLMBackend(GenerationBackend):
         }
 
     def generate(self, prompts: list[Prompt], n: int) -> list[list[Completion]]:
-        limit = self.params.max_new_tokens
-        return [
-            [completion_of(row.new, self.end_ids, self.tokenizer, prompt.stop, limit) for row in rows]
-            for prompt, rows in zip(prompts, self.sample_rows(prompts, n), strict=True)
-        ]
+        grouped = self.sample_rows(prompts, n)
+        return completions_of(prompts, grouped, self.end_ids, self.tokenizer, self.params.max_new_tokens)

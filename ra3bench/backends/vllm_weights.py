@@ -22,7 +22,7 @@ def hf_weights(model: Any) -> dict[str, Any]:
     back out, which would leave rounding in the base weights. Tied weights appear under both names
     (vLLM replaces each parameter it is given; an ``lm_head`` left out keeps its old values)."""
     if not hasattr(model, "peft_config"):
-        return {name: tensor.detach() for name, tensor in model.state_dict(keep_vars=False).items()}
+        return dict(model.state_dict())  # detached tensors, tied ones under each name
     from peft.tuners.lora import LoraLayer
 
     base = model.get_base_model()
