@@ -110,9 +110,8 @@ class RaySandbox(Sandbox):
                     configure_logging=False,
                 )
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 where = address or "a new local one"
-                raise SandboxUnavailableError(f"cannot reach the Ray cluster at {where}: {first}") from None
+                raise SandboxUnavailableError(f"cannot reach the Ray cluster at {where}: {_first_line(exc)}") from None
         self.address = address or "local"
         self.reference = _DriverReference(inner)
         self.nodes: dict[str, Node] = {}
@@ -150,32 +149,35 @@ class RaySandbox(Sandbox):
             strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
             options = {"num_cpus": 0, "max_concurrency": 4, "scheduling_strategy": strategy, "max_restarts": 0}
             started[node_id] = actor_class.options(**options).remote(self.inner, self.workers_per_node, node_id)
+        up = {}
         for node_id, actor in started.items():
             try:
                 self.ray.get(actor.describe.remote())  # its pool is up
+                up[node_id] = actor
             except Exception as exc:  # the node's sandbox could not start (no Docker, no image...)
-                self.refused[node_id] = f"its sandbox did not start: {_first_line(exc)}"
-                self._kill(actor)
-                started[node_id] = None
-        for node_id, actor in started.items():
-            if actor is None:
-                continue
+                self._refuse(node_id, actor, f"its sandbox did not start: {_first_line(exc)}")
+        for node_id, actor in up.items():
             try:  # probed one node at a time, once every pool is up: probes must not compete for cores
                 self.ray.get(actor.probe.remote())
                 facts = self.ray.get(actor.describe.remote())
             except Exception as exc:
-                self.refused[node_id] = f"its sandbox did not start: {_first_line(exc)}"
-                self._kill(actor)
+                self._refuse(node_id, actor, f"its speed probe failed: {_first_line(exc)}")
                 continue
             why = self.reference.refusal(facts, self.max_slowdown)
             if why:
-                self.refused[node_id] = why
-                print(f"ra3bench: ray node {facts.host} ({node_id[:8]}) refused: {why}", file=sys.stderr, flush=True)
-                self._kill(actor)
+                self._refuse(node_id, actor, why, facts.host)
                 continue
             slowdown = max(1.0, facts.probe_s / self.reference.probe_s)
             with self._lock:
                 self.nodes[node_id] = Node(facts, actor, slowdown)
+
+    def _refuse(self, node_id: str, actor: Any, why: str, host: str = "") -> None:
+        """The node does not judge for this driver: one line on stderr, and in the manifest."""
+        with self._lock:
+            self.refused[node_id] = why
+        where = f"{host} ({node_id[:8]})" if host else node_id[:8]
+        print(f"ra3bench: ray node {where} refused: {why}", file=sys.stderr, flush=True)
+        self._kill(actor)
 
     def _kill(self, actor: Any) -> None:
         with contextlib.suppress(Exception):  # already gone
@@ -348,7 +350,7 @@ class RaySandbox(Sandbox):
             node.pop("sandbox", None)
         return {
             "kind": self.name,
-            "isolation": f"each node's {self.inner} sandbox",
+            "isolation": self.isolation,
             "workers": self.workers,
             "address": self.address,
             "inner": self.inner,
