@@ -272,7 +272,15 @@ class RaySandbox(Sandbox):
                 node, items = in_flight.pop(ref)
                 try:
                     results = self.ray.get(ref)
-                except Exception as exc:
+                except self.ray.exceptions.RayTaskError as exc:
+                    # the node is alive and its pool raised, as a local pool's run() would: the caller sees
+                    # that error, as with a local sandbox; not a dead node, so nothing to retry elsewhere
+                    with self._lock:
+                        node.in_flight -= len(items)
+                    for item in items:
+                        item.future.set_exception(exc.as_instanceof_cause())
+                    continue
+                except Exception as exc:  # the actor, its node or the batch's result is gone
                     self._node_lost(node, exc, items)
                     continue
                 with self._lock:

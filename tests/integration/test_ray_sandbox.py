@@ -131,6 +131,21 @@ def test_a_node_that_joins_later_gets_work(cluster, local_verdicts):
     assert next(n for n in record["nodes"] if n["node_id"] == late.node_id)["jobs"] > 0
 
 
+def test_an_error_raised_by_a_nodes_pool_reaches_the_caller_and_the_node_stays(cluster):
+    """A pool that raises (here: a job with more calls than time limits, refused by the pool as locally) is not a
+    dead node: the caller gets the pool's error, as from a local sandbox, and no node leaves the run."""
+    bad = Job(program="def f():\n    return 1\n", entry_point="f", calls=[[]], time_limits_s=[])
+    good = Job(program="def f():\n    return 1\n", entry_point="f", calls=[[]], time_limits_s=[5.0])
+    with RaySandbox(1, inner="local") as sandbox:
+        with LocalSandbox(workers=1) as local, pytest.raises(ValueError, match="1 calls but 0 time limits"):
+            local.run(bad)
+        with pytest.raises(ValueError, match="1 calls but 0 time limits"):
+            sandbox.run(bad)
+        assert sandbox.run(good).calls[0].value == 1
+        record = sandbox.describe()
+    assert len(record["nodes"]) == 3 and record["lost"] == {} and record["retried_jobs"] == 0
+
+
 def test_jobs_that_hold_expected_values_never_leave_the_driver(cluster):
     with RaySandbox(1, inner="local") as sandbox:
         job = Job(program="def f():\n    return 2\n", entry_point="f", calls=[[]], time_limits_s=[5.0])
