@@ -3,18 +3,19 @@
     RA3BENCH_DATA_DIR=../shared/datasets python benchmarks/ray_sandbox.py
     python benchmarks/ray_sandbox.py --runs llama3-exp/8b-instruct-base --no-write     # one run
 
-The same real evalplus sample runs (``$RA3BENCH_DATA_DIR/samples``, as benchmarks/sandbox_throughput.py
-picks them) are judged by ``ra3bench evaluate`` twice per workload, one after the other:
+The same real evalplus sample run (``$RA3BENCH_DATA_DIR/samples``, as benchmarks/sandbox_throughput.py
+picks it) is judged by both, with the same number of workers in all, so the difference is what the
+Ray path costs:
 
 * ``docker``: one pool of ``--workers`` containers on this machine;
 * ``ray``: ``--sandbox ray:docker`` on a Ray cluster of ``--nodes`` nodes (``ray.cluster_utils.Cluster``,
-  all on this machine, one CPU each), ``--workers / --nodes`` containers per node: the same number
-  of workers in all, so the difference is what the Ray path costs.
+  all on this machine, one CPU each), ``--workers / --nodes`` containers per node.
 
-Workloads: a whole run (every sample of HumanEval+, fail-fast as by default), and an RLVR step's
-batch (the first 32 samples of the run). Verdicts must be identical between the two. The driver's
-own cost per job (its CPU seconds over the jobs, from the ray run's process accounting) gives the
-node count at which one driver saturates: ``node jobs/s x nodes = 1 / driver cost per job``.
+Workloads: a whole run (every sample of HumanEval+) and an RLVR step's batch (its first 32 samples).
+Measured two ways: **warm** (both sandboxes open, each batch judged by each in turn, medians; with
+fail-fast, the default, and without, as pass-fraction rewards run), and **start to exit** (one
+``ra3bench evaluate`` each, start-up included). Verdicts must be identical. The driver's CPU per
+sample (warm) gives the worker count at which one driver saturates.
 
 Results go to the "Ray sandbox" section of benchmarks/RESULTS.md.
 """
@@ -70,52 +71,76 @@ def judge(kind: str, samples: Path, out: Path, workers: int, address: str) -> di
     }
 
 
-def warm_steps(samples: Path, workers: int, per_node: int, steps: int = 3) -> list[str]:
-    """An RLVR run's view: one sandbox kept warm for the run, a batch of RLVR_BATCH samples judged per step
-    (``Session.judge``, the reward's call, verdict cache off), the median step over ``steps``."""
+def warm_batches(samples: Path, workers: int, per_node: int, reps: int = 3) -> tuple[list[list], dict]:
+    """What an RLVR run or a long evaluation sees: both sandboxes open and warm, the same batch judged by each in
+    turn (``Session.judge``, the reward's call, verdict cache off), ``reps`` times; medians. With fail-fast (the
+    default) and without (pass-fraction rewards run every test). Also the driver's CPU per sample on the ray side."""
     import statistics
 
     from ra3bench import EvalSpec, Session
     from ra3bench.sandbox import make_sandbox
 
-    lines = [json.loads(line) for line in samples.read_text().splitlines()][: RLVR_BATCH * steps]
-    out = {}
-    for kind, count in (("docker", workers), ("ray:docker", per_node)):
-        with make_sandbox(kind, count) as sandbox:
-            session = Session(EvalSpec(suite="humaneval+", suite_version="v0.1.9", cache=False), sandbox=sandbox)
-            times = []
-            for step in range(steps):
-                batch = lines[step * RLVR_BATCH : (step + 1) * RLVR_BATCH]
-                suite = session.suite
-                programs = [suite.program_from_sample(session.problem(s["task_id"]), s) for s in batch]
-                started = time.perf_counter()
-                session.judge([s["task_id"] for s in batch], programs)
-                times.append(time.perf_counter() - started)
-            out[kind] = statistics.median(times)
-            session.close()
-    extra = out["ray:docker"] / out["docker"] - 1
-    return [
-        f"A warm sandbox, as an RLVR run keeps one: {RLVR_BATCH} samples judged per step (`Session.judge`, the "
-        f"reward's call), median of {steps} steps: docker {out['docker']:.2f} s, ray {out['ray:docker']:.2f} s "
-        f"({100 * extra:+.0f} %).",
-        "",
-    ]
+    lines = [json.loads(line) for line in samples.read_text().splitlines()]
+    sandboxes = {"docker": make_sandbox("docker", workers), "ray": make_sandbox("ray:docker", per_node)}
+    rows, driver = [], {}
+    try:
+        for fail_fast in (True, False):
+            spec = EvalSpec(suite="humaneval+", suite_version="v0.1.9", cache=False, fail_fast=fail_fast)
+            sessions = {kind: Session(spec, sandbox=sandbox) for kind, sandbox in sandboxes.items()}
+            suite = sessions["docker"].suite
+            programs = [suite.program_from_sample(sessions["docker"].problem(s["task_id"]), s) for s in lines]
+            for count in (len(lines), RLVR_BATCH):
+                ids = [s["task_id"] for s in lines[:count]]
+                times: dict[str, list[float]] = {"docker": [], "ray": []}
+                verdicts = {}
+                for _ in range(reps):
+                    for kind, session in sessions.items():
+                        cpu = resource.getrusage(resource.RUSAGE_SELF)
+                        started = time.perf_counter()
+                        verdicts[kind] = [v.status for v in session.judge(ids, programs[:count])]
+                        times[kind].append(time.perf_counter() - started)
+                        after = resource.getrusage(resource.RUSAGE_SELF)
+                        if kind == "ray" and fail_fast and count == len(lines):
+                            used = (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
+                            driver.setdefault("cpu_per_sample", []).append(used / count)
+                            driver["samples_per_s_per_worker"] = count / times["docker"][-1] / workers
+                docker, ray_s = statistics.median(times["docker"]), statistics.median(times["ray"])
+                rows.append(
+                    [
+                        "fail-fast" if fail_fast else "every test",
+                        "whole run" if count == len(lines) else f"RLVR batch ({RLVR_BATCH})",
+                        count,
+                        f"{docker:.2f}",
+                        f"{ray_s:.2f}",
+                        f"{100 * (ray_s / docker - 1):+.0f} %",
+                        f"{count / ray_s:.1f}",
+                        "yes" if verdicts["docker"] == verdicts["ray"] else "NO",
+                    ]
+                )
+                print(rows[-1], file=sys.stderr, flush=True)
+            for session in sessions.values():
+                session.close()
+    finally:
+        for sandbox in sandboxes.values():
+            sandbox.close()
+    return rows, driver
 
 
-def saturation(measured: list[tuple[int, dict, dict]], workers: int) -> list[str]:
-    """Where one driver stops scaling: its CPU per sample beyond start-up (the whole run's CPU less the
-    small batch's, over the samples between them) against what one worker judges per second."""
-    if len(measured) < 2:
+def saturation(driver: dict) -> list[str]:
+    """Where one driver stops scaling: its CPU per sample judged (warm, whole run, fail-fast: judging, results,
+    dispatch, the streamed answers' checks) against what one worker judges per second."""
+    if not driver.get("cpu_per_sample"):
         return []
-    (n_big, docker_big, ray_big), (n_small, _, ray_small) = measured[0], measured[1]
-    marginal = (ray_big["cpu_s"] - ray_small["cpu_s"]) / max(1, n_big - n_small)
-    per_worker = n_big / docker_big["wall_s"] / workers
-    driver_rate = 1.0 / marginal if marginal > 0 else float("inf")
+    import statistics
+
+    per_sample = statistics.median(driver["cpu_per_sample"])
+    rate = 1.0 / per_sample
+    per_worker = driver["samples_per_s_per_worker"]
     return [
-        f"Driver cost per sample beyond start-up (judging, results, dispatch): {1000 * marginal:.1f} ms of CPU, so "
-        f"one driver keeps up with about {driver_rate:.0f} samples/s. One worker judges {per_worker:.1f} samples/s "
-        f"here (docker, this run), so one driver saturates at about {driver_rate / per_worker:.0f} workers in all "
-        f"(e.g. {driver_rate / per_worker / 32:.1f} nodes of 32 workers) on this workload.",
+        f"Driver CPU per sample (warm, whole run, fail-fast; judging, results, dispatch and the streamed answers' "
+        f"checks): {1000 * per_sample:.1f} ms, so one driver keeps up with about {rate:.0f} samples/s. One docker "
+        f"worker judges {per_worker:.1f} samples/s here, so one driver saturates at about {rate / per_worker:.0f} "
+        f"workers in all (e.g. {rate / per_worker / 32:.1f} nodes of 32 workers) on this workload.",
         "",
     ]
 
@@ -125,6 +150,7 @@ def main() -> int:
     parser.add_argument("--runs", default=DEFAULT_RUNS)
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="workers in all (ray: divided among the nodes)")
+    parser.add_argument("--reps", type=int, default=3, help="warm batches: times each is judged by each sandbox")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("RA3BENCH_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
@@ -132,13 +158,14 @@ def main() -> int:
     from ray.cluster_utils import Cluster
 
     data_dir = Path(os.environ["RA3BENCH_DATA_DIR"])
-    rows, agree, measured = [], [], []
+    rows, agree = [], []
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     for _ in range(args.nodes - 1):
         cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     per_node = max(1, args.workers // args.nodes)
-    warm: list[str] = []
+    warm_rows: list[list] = []
+    driver: dict = {}
     try:
         with tempfile.TemporaryDirectory(prefix="ra3bench-ray-bench-") as tmp:
             work = Path(tmp)
@@ -147,12 +174,15 @@ def main() -> int:
                 n = write_samples(run, whole, None)
                 batch = work / f"{run['name']}-batch.jsonl"
                 batch.write_text("".join(whole.read_text().splitlines(keepends=True)[:RLVR_BATCH]))
+                if not warm_rows:
+                    os.environ["RAY_ADDRESS"] = cluster.address
+                    warm_rows, driver = warm_batches(whole, args.workers, per_node, args.reps)
+                    agree += [row[-1] == "yes" for row in warm_rows]
                 workloads = (("whole run", whole, n), (f"RLVR batch ({RLVR_BATCH})", batch, RLVR_BATCH))
                 for workload, samples, count in workloads:
                     docker = judge("docker", samples, work / f"d-{run['name']}-{count}", args.workers, "")
                     on_ray = judge("ray:docker", samples, work / f"r-{run['name']}-{count}", per_node, cluster.address)
                     same = docker["verdicts"] == on_ray["verdicts"]
-                    measured.append((count, docker, on_ray))
                     agree.append(same)
                     extra = on_ray["wall_s"] - docker["wall_s"]
                     rows.append(
@@ -163,23 +193,17 @@ def main() -> int:
                             f"{docker['wall_s']:.1f}",
                             f"{on_ray['wall_s']:.1f}",
                             f"{100 * extra / docker['wall_s']:+.0f} %",
-                            f"{count / docker['wall_s']:.1f}",
-                            f"{count / on_ray['wall_s']:.1f}",
                             f"{1000 * extra / count:.1f}",
-                            f"{1000 * on_ray['cpu_s'] / count:.1f}",
                             "yes" if same else "NO",
                         ]
                     )
                     print(rows[-1], file=sys.stderr, flush=True)
-                if not warm:
-                    os.environ["RAY_ADDRESS"] = cluster.address
-                    warm = warm_steps(whole, args.workers, per_node)
-                    print(warm[0], file=sys.stderr, flush=True)
     finally:
         ray.shutdown()
         cluster.shutdown()
-    headers = ["run", "workload", "samples", "docker s", "ray s", "ray extra", "docker samples/s", "ray samples/s"]
-    headers += ["extra ms/sample", "driver CPU ms/sample", "verdicts identical"]
+    warm_headers = ["mode", "workload", "samples", "docker s", "ray s", "ray extra", "ray samples/s"]
+    warm_headers += ["verdicts identical"]
+    headers = ["run", "workload", "samples", "docker s", "ray s", "ray extra", "extra ms/sample", "verdicts identical"]
     body = "\n".join(
         [
             f"Command: `python benchmarks/ray_sandbox.py {' '.join(sys.argv[1:])}`  ",
@@ -187,15 +211,20 @@ def main() -> int:
             f"(ray.cluster_utils.Cluster, 1 CPU each), {per_node} worker(s) per node; docker: {args.workers} workers  ",
             f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
             "",
-            "`ra3bench evaluate --suite humaneval+ --suite-version v0.1.9 --samples F --no-cache` with "
-            "`--sandbox docker` and with `--sandbox ray:docker --ray-address <the cluster>`, one after the other; "
-            "wall time from start to exit (start-up included). Driver CPU: the ray run's ra3bench process, "
-            "user + system, per job.",
+            f"**Warm** (what an RLVR run and a long evaluation see): both sandboxes open, the same batch of "
+            f"`{DEFAULT_RUNS}`'s HumanEval+ samples judged by each in turn (`Session.judge`, the reward's call, "
+            f"verdict cache off), median of {args.reps}:",
+            "",
+            tabulate(warm_rows, headers=warm_headers, tablefmt="github"),
+            "",
+            "**Start to exit**: `ra3bench evaluate --suite humaneval+ --suite-version v0.1.9 --samples F --no-cache` "
+            "with `--sandbox docker` and with `--sandbox ray:docker --ray-address <the cluster>`, one after the other "
+            "(start-up included: on the ray side, a Ray worker process and a pool started on every node, and the "
+            "speed probes).",
             "",
             tabulate(rows, headers=headers, tablefmt="github"),
             "",
-            *warm,
-            *saturation(measured, args.workers),
+            *saturation(driver),
         ]
     )
     print(body)

@@ -174,6 +174,17 @@ class LazyArgs(_LazyList):
     def __iter__(self) -> Iterator[Any]:
         return iter(self.items())
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its JSON text, still lazy where it lands: a job sent to a Ray node carries the text the
+        node's sandbox is sent (``calls_json``, the same string, which pickle stores once), never decoded here."""
+        return (_args_from_text, (self._n, self.text()))
+
+
+def _args_from_text(n: int, text: str) -> LazyArgs:
+    args = LazyArgs(n, memoryview(b""))
+    args._blob, args._text = None, text
+    return args
+
 
 @dataclass
 class BigOutput:

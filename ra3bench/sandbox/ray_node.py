@@ -7,22 +7,35 @@ what its pool returns, whose frames its own trusted code has already validated
 (``ray_pool.py``). It reports what the driver needs to refuse a node that would judge under
 other conditions: the harness and image it runs, its CPU and a short speed probe.
 
+Results go back on one stream per node (:meth:`NodeSandbox.events`), each job's as soon as it
+ends, not a batch's when its slowest job ends. A fail-fast job's answers go back on it too, as
+they stream out of the sandbox: the driver checks them against the expected values only it holds
+and, at the first failed test, sends :meth:`NodeSandbox.stop`; the node then stops the job at its
+next answer, as a local pool stops it at the failed one. Without that every test of a failing
+program ran on the node, which doubled the judging time of a whole HumanEval+ run.
+
 This module does not import Ray: the driver makes the class an actor (``ray.remote``).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import platform
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ra3bench.sandbox.base import Job, JobResult
+from ra3bench.sandbox.base import CallResult, Job, JobResult
 
 PROBE_ROUNDS = 5
+# Streamed answers wait this long for more (or a result) to go back with: every item on the stream
+# costs a Ray message, and a stop order that comes a few ms later stops the job a few tests later.
+ANSWERS_WAIT_S = 0.005
 
 
 @dataclass
@@ -39,6 +52,19 @@ class NodeFacts:
     cpus: int
     probe_s: float  # speed_probe() here
     sandbox: dict[str, Any] = field(default_factory=dict)  # the pool's own describe()
+
+
+@dataclass
+class NodeEvents:
+    """What a node sends back at once on its stream: answers streamed by running jobs, and jobs that ended."""
+
+    answers: list[tuple[int, int, CallResult]] = field(default_factory=list)  # (job key, call index, its result)
+    # ended jobs; a call whose answer went out on the stream before is None here (each answer crosses once)
+    done: list[tuple[int, JobResult]] = field(default_factory=list)
+    errors: list[tuple[int, BaseException]] = field(default_factory=list)  # the node's pool raised, as a local one may
+
+    def __bool__(self) -> bool:
+        return bool(self.answers or self.done or self.errors)
 
 
 def speed_probe() -> float:
@@ -88,25 +114,107 @@ class NodeSandbox:
             image_id=str(info.get("image_id") or ""),
             cpu=cpu_model(),
             cpus=os.cpu_count() or 1,
-            probe_s=speed_probe(),
+            probe_s=0.0,  # measured by probe(), one node at a time, once every pool is up
             sandbox=info,
         )
-        self._threads = ThreadPoolExecutor(max_workers=self.sandbox.workers * 2, thread_name_prefix="ra3bench-node")
+        self._threads = ThreadPoolExecutor(max_workers=self.sandbox.workers * 2 + 2, thread_name_prefix="ra3bench-node")
+        self._ready = threading.Condition()
+        self._out = NodeEvents()
+        self._running: set[int] = set()
+        self._stopping: set[int] = set()  # running jobs the driver saw fail: stopped at their next answer
+        self._streamed: dict[int, set[int]] = {}  # running job -> the calls whose answers went out on the stream
+        self._urgent = False  # the stream goes now: a job's first answer, or a result, is waiting
+        self._closed = False
 
     def describe(self) -> NodeFacts:
         return self.facts
 
     def probe(self) -> float:
-        """The speed probe again, when the driver asks: one node at a time, on a quiet node (the one at
-        start-up overlaps the pool's start and the other nodes')."""
+        """The speed probe, when the driver asks: one node at a time, once every pool is up (probes that
+        overlap a pool's start or each other make a node look slow)."""
         self.facts.probe_s = speed_probe()
         return self.facts.probe_s
 
-    def run_batch(self, jobs: list[Job]) -> list[JobResult]:
-        """Every job of the batch on this node's pool (``workers`` at a time, with any other batch in
-        flight here), results in the batch's order."""
-        return list(self._threads.map(self.sandbox.run, jobs))
+    def submit(self, batch: list[tuple[int, Job, bool]]) -> None:
+        """Queue jobs on this node's pool (``workers`` at a time): (key, job, whether its answers go back as they
+        come). Each job's result comes on :meth:`events` under its key."""
+        with self._ready:
+            self._running.update(key for key, _, _ in batch)
+        for key, job, watched in batch:
+            if watched:
+                job = replace(job, answer_fails=self._watch(key))
+            self._threads.submit(self._run, key, job)
+
+    def stop(self, keys: list[int]) -> None:
+        """The driver saw these jobs fail a test: each stops at its next answer."""
+        with self._ready:
+            self._stopping.update(key for key in keys if key in self._running)
+
+    def events(self) -> Iterator[NodeEvents]:
+        """The node's stream (a Ray streaming generator): what happened since the last item, as soon as anything
+        did, until :meth:`close`."""
+        while True:
+            with self._ready:
+                while not self._out and not self._closed:
+                    self._ready.wait()
+                if not self._out:
+                    return
+                if not (self._out.done or self._out.errors or self._urgent):  # a moment for more answers to join
+                    deadline = time.monotonic() + ANSWERS_WAIT_S
+                    while not (self._out.done or self._out.errors or self._urgent or self._closed):
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._ready.wait(left)
+                out, self._out, self._urgent = self._out, NodeEvents(), False
+            yield out
 
     def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
         self._threads.shutdown(wait=False, cancel_futures=True)
         self.sandbox.close()
+
+    def _watch(self, key: int) -> Any:
+        """The job's ``answer_fails`` here: each answer goes to the driver; the job stops once the driver says so."""
+
+        def fails(i: int, call: CallResult) -> bool:
+            with self._ready:
+                streamed = self._streamed.setdefault(key, set())
+                if not streamed:  # a job's first answer goes at once: the test most often failed is the first
+                    self._urgent = True
+                if not self._out or self._urgent:  # else the stream is waiting for more: this one joins quietly
+                    self._ready.notify()
+                self._out.answers.append((key, i, call))
+                streamed.add(i)
+                return key in self._stopping
+
+        return fails
+
+    def _run(self, key: int, job: Job) -> None:
+        try:
+            result, error = self.sandbox.run(job), None
+        except Exception as exc:  # the pool refused the job (as a local pool's run() would raise): the caller's error
+            result, error = None, _portable(exc)
+        with self._ready:
+            self._running.discard(key)
+            self._stopping.discard(key)
+            streamed = self._streamed.pop(key, ())
+            if error is None:
+                if streamed:  # sent once already: the driver puts them back (NodeEvents.done)
+                    calls = [None if i in streamed else c for i, c in enumerate(result.calls)]
+                    result = replace(result, calls=calls)
+                self._out.done.append((key, result))
+            else:
+                self._out.errors.append((key, error))
+            self._ready.notify()
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling (it crosses to the driver), else a RuntimeError that says what it was."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")

@@ -6,14 +6,19 @@ validated by the node's own trusted pool code (``ray_node.py``). Jobs that hold 
 (reference runs, checkers given the correct output) never leave the driver: they run on a pool
 of the driver's own.
 
-Scheduling: one dispatcher thread owns every Ray call. ``run`` and ``run_many`` put jobs on its
-queue and wait for their results. Each round it hands the queued jobs to the nodes with the most
-free room (a node takes up to twice its workers, so its pool never waits for the network), one
-``run_batch`` call per node per round, not one per job.
+Scheduling: one dispatcher thread sends work. ``run`` and ``run_many`` put jobs on its queue and
+wait for their results. It hands queued jobs to the nodes with the most free room: a node holds a
+job per worker and a few queued (``Node.capacity``), and takes a new batch once its queued part has
+run out, one ``submit`` call per batch, not one per job. Each node's results come back on its own
+stream (``NodeSandbox.events``), read by a thread per node, each job's as soon as it ends.
 
-Faults: a batch whose actor or node died goes back to the queue, to run on the nodes left, up to
-``max_retries`` times per job; only then is it ``sandbox_error``. A result is taken once, from the
-one batch that returned it: no job is lost or judged twice. Nodes that join later are found
+Early stop: a fail-fast job's answers come back on that stream as they come out of the sandbox;
+the driver checks each with the job's ``answer_fails`` (it closes over expected values, which stay
+here) and tells the node to stop the job at the first failed test, as a local pool does.
+
+Faults: the jobs of a node whose actor or node died go back to the queue, to run on the nodes
+left, up to ``max_retries`` times per job; only then are they ``sandbox_error``. A result is taken
+once, from the one node that ran the job last: no job is lost or judged twice. Nodes that join later are found
 every ``NODE_POLL_S`` and get work after passing the same checks.
 
 Same conditions everywhere: a node whose harness or Docker image differs from the driver's is
@@ -26,23 +31,27 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ra3bench.errors import SandboxUnavailableError, UsageError
-from ra3bench.sandbox.base import Job, JobResult, Sandbox
-from ra3bench.sandbox.ray_node import NodeFacts, NodeSandbox, speed_probe
+from ra3bench.sandbox.base import CallResult, Job, JobResult, Sandbox
+from ra3bench.sandbox.ray_node import NodeEvents, NodeFacts, NodeSandbox, speed_probe
 
 INSTALL_HINT = 'the ray sandbox needs Ray: pip install "ra3bench[ray]"'
 NODE_POLL_S = 2.0  # how often the dispatcher looks for nodes that joined
-PREFETCH = 2  # jobs in flight per node worker: its pool's own, and as many queued on the node
-WAIT_S = 0.01  # the dispatcher's round: results collected, queued jobs sent
+# A node holds a job per worker and a quarter as many again, queued on it: enough that a large node's
+# pool never waits for the network, and batches of a quarter of its workers; few enough that no job
+# waits long behind a slow one while another node is free (with a whole node's worth queued, a run
+# without fail-fast took twice as long). A node of under 4 workers holds no queue.
+QUEUED_PER_WORKER = 0.25
 
 
 def import_ray() -> Any:
@@ -60,19 +69,30 @@ class Node:
     facts: NodeFacts
     actor: Any
     slowdown: float  # its probe over the driver's, at least 1: the factor its time limits get
-    in_flight: int = 0
+    running: dict[int, _Item] = field(default_factory=dict)  # sent to it, result not back yet
+    receiver: threading.Thread | None = None  # reads its stream
     batches: int = 0
     jobs: int = 0
+    largest_batch: int = 0
+
+    @property
+    def capacity(self) -> int:
+        """Jobs it holds at most: one per worker and QUEUED_PER_WORKER more."""
+        return self.facts.workers + int(self.facts.workers * QUEUED_PER_WORKER)
 
     @property
     def room(self) -> int:
-        return PREFETCH * self.facts.workers - self.in_flight
+        return self.capacity - len(self.running)
 
 
 @dataclass
 class _Item:
-    job: Job
+    key: int
+    job: Job  # as sent: without its answer check
     future: Future
+    answer_fails: Callable[[int, CallResult], bool] | None = None  # the driver's check of a streamed answer
+    answers: dict[int, CallResult] = field(default_factory=dict)  # streamed by the node that runs it now
+    stop_sent: bool = False
     pinned: str = ""  # a node id: the job runs there or not at all (`sandbox check`, node by node)
     attempts: int = 0
     nodes: list[str] = field(default_factory=list)  # where it was tried (a dead node each time but the last)
@@ -120,6 +140,8 @@ class RaySandbox(Sandbox):
         self.retried = 0  # jobs sent again after their node died
         self._lock = threading.Lock()
         self._queue: collections.deque[_Item] = collections.deque()
+        self._keys = itertools.count()
+        self._pinned_queued = 0  # queued jobs pinned to a node (`sandbox check`)
         self._wake = threading.Condition(self._lock)
         self._closed = False
         self._local: Sandbox | None = None
@@ -147,7 +169,7 @@ class RaySandbox(Sandbox):
         started = {}
         for node_id in fresh:
             strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
-            options = {"num_cpus": 0, "max_concurrency": 4, "scheduling_strategy": strategy, "max_restarts": 0}
+            options = {"num_cpus": 0, "max_concurrency": 8, "scheduling_strategy": strategy, "max_restarts": 0}
             started[node_id] = actor_class.options(**options).remote(self.inner, self.workers_per_node, node_id)
         up = {}
         for node_id, actor in started.items():
@@ -168,8 +190,14 @@ class RaySandbox(Sandbox):
                 self._refuse(node_id, actor, why, facts.host)
                 continue
             slowdown = max(1.0, facts.probe_s / self.reference.probe_s)
-            with self._lock:
-                self.nodes[node_id] = Node(facts, actor, slowdown)
+            node = Node(facts, actor, slowdown)
+            stream = actor.events.options(num_returns="streaming").remote()
+            name = f"ra3bench-ray-{node_id[:8]}"
+            node.receiver = threading.Thread(target=self._receive, args=(node, stream), name=name, daemon=True)
+            with self._wake:
+                self.nodes[node_id] = node
+                self._wake.notify()
+            node.receiver.start()
 
     def _refuse(self, node_id: str, actor: Any, why: str, host: str = "") -> None:
         """The node does not judge for this driver: one line on stderr, and in the manifest."""
@@ -187,9 +215,10 @@ class RaySandbox(Sandbox):
 
     @property
     def workers(self) -> int:
-        """Jobs worth keeping in flight: every node's workers, and as many queued on each."""
+        """Jobs worth keeping in flight (callers run this many at a time): what the nodes hold, and a worker's
+        worth more queued here, so that a worker that frees gets its next job in one round trip."""
         with self._lock:
-            return max(1, sum(PREFETCH * n.facts.workers for n in self.nodes.values()))
+            return max(1, sum(n.capacity + n.facts.workers for n in self.nodes.values()))
 
     def run(self, job: Job) -> JobResult:
         if job.holds_expected:
@@ -214,8 +243,10 @@ class RaySandbox(Sandbox):
         with self._wake:
             if self._closed:
                 raise RuntimeError("the sandbox is closed")
-            # the answer check closes over expected values: it stays here (the node judges nothing)
-            self._queue.append(_Item(replace(job, answer_fails=None), future, pinned))
+            # the answer check closes over expected values: it stays here, and the node streams the answers
+            check = job.answer_fails if job.streams else None
+            self._queue.append(_Item(next(self._keys), replace(job, answer_fails=None), future, check, pinned=pinned))
+            self._pinned_queued += bool(pinned)
             self._wake.notify()
         return future
 
@@ -243,91 +274,141 @@ class RaySandbox(Sandbox):
             return self._local
 
     def _dispatch(self) -> None:
-        in_flight: dict[Any, tuple[Node, list[_Item]]] = {}
+        """Send queued jobs to nodes with room, as they come and as room frees; look for new nodes now and then."""
         polled = time.monotonic()
         while True:
             with self._wake:
-                while not self._closed and not self._queue and not in_flight:
+                while not self._closed and not self._sendable() and time.monotonic() - polled < NODE_POLL_S:
                     self._wake.wait(timeout=NODE_POLL_S)
                 if self._closed:
-                    break
+                    return
                 batches = self._assign()
+                if self._queue and not self.nodes:
+                    self._fail_queue_locked("every node of the Ray cluster has left")
             for node, items in batches:
-                jobs = [_scaled(item.job, node.slowdown) for item in items]
-                ref = node.actor.run_batch.remote(jobs)
-                in_flight[ref] = (node, items)
+                sent = [(item.key, _scaled(item.job, node.slowdown), item.answer_fails is not None) for item in items]
+                try:
+                    node.actor.submit.remote(sent)
+                except Exception as exc:  # a job that cannot be sent (it does not pickle): the caller's error
+                    with self._lock:
+                        for item in items:
+                            node.running.pop(item.key, None)
+                    for item in items:
+                        item.future.set_exception(exc)
             if time.monotonic() - polled > NODE_POLL_S and not self._joining.is_alive():
                 polled = time.monotonic()  # a node's pool takes seconds to start: not on this thread
                 self._joining = threading.Thread(target=self._join_new_nodes, name="ra3bench-ray-join", daemon=True)
                 self._joining.start()
-            if not in_flight:
-                if self._queue and not self.nodes:
-                    self._fail_queue("every node of the Ray cluster has left")
+
+    def _sendable(self) -> bool:
+        """Whether a queued job can go out now (under the lock)."""
+        if not self._queue:
+            return False
+        if not self.nodes:
+            return True  # to fail it
+        if len(self._queue) > self._pinned_queued and any(_open(n) for n in self.nodes.values()):
+            return True
+        if self._pinned_queued:  # `sandbox check`'s jobs, pinned to a node each: few
+            for item in self._queue:
+                node = self.nodes.get(item.pinned) if item.pinned else None
+                if item.pinned and (node is None or node.room > 0):
+                    return True
+        return False
+
+    def _receive(self, node: Node, stream: Any) -> None:
+        """Read one node's stream until it ends (our close) or fails (its actor or node died)."""
+        try:
+            for ref in stream:
+                self._take(node, self.ray.get(ref))
+        except Exception as exc:
+            if not self._closed:
+                self._node_lost(node, exc)
+            return
+        if not self._closed:
+            self._node_lost(node, RuntimeError("its result stream ended"))
+
+    def _take(self, node: Node, events: NodeEvents) -> None:
+        """Check streamed answers (stop a job at its first failed test) and hand ended jobs their results."""
+        with self._lock:
+            answers = [(node.running.get(key), i, call) for key, i, call in events.answers]
+            ended = [(node.running.pop(key, None), result) for key, result in events.done]
+            raised = [(node.running.pop(key, None), exc) for key, exc in events.errors]
+            if ended or raised:
+                self._wake.notify()
+        stops = []
+        for item, i, call in answers:
+            if item is None:
                 continue
-            # the first batch back (at most WAIT_S: jobs queued meanwhile go out next round), and any other back by then
-            ready, rest = self.ray.wait(list(in_flight), num_returns=1, timeout=WAIT_S)
-            if ready and rest:
-                ready += self.ray.wait(rest, num_returns=len(rest), timeout=0)[0]
-            for ref in ready:
-                node, items = in_flight.pop(ref)
-                try:
-                    results = self.ray.get(ref)
-                except self.ray.exceptions.RayTaskError as exc:
-                    # the node is alive and its pool raised, as a local pool's run() would: the caller sees
-                    # that error, as with a local sandbox; not a dead node, so nothing to retry elsewhere
-                    with self._lock:
-                        node.in_flight -= len(items)
-                    for item in items:
-                        item.future.set_exception(exc.as_instanceof_cause())
-                    continue
-                except Exception as exc:  # the actor, its node or the batch's result is gone
-                    self._node_lost(node, exc, items)
-                    continue
-                with self._lock:
-                    node.in_flight -= len(items)
-                for item, result in zip(items, results, strict=True):
-                    item.future.set_result(result)
-        for _, items in in_flight.values():
-            for item in items:
-                item.future.set_result(JobResult.infrastructure_fault("the ray sandbox closed before the job ran"))
+            item.answers[i] = call
+            if item.stop_sent or item.answer_fails is None:
+                continue
+            try:
+                failed = bool(item.answer_fails(i, call))
+            except Exception:  # only an optimization: the final judging decides
+                failed = False
+            if failed:
+                item.stop_sent = True
+                stops.append(item.key)
+        if stops:
+            with contextlib.suppress(Exception):  # a node that died meanwhile: its stream says so
+                node.actor.stop.remote(stops)
+        for item, result in ended:
+            if item is not None:
+                item.future.set_result(_with_streamed(result, item.answers))
+        for item, exc in raised:
+            if item is not None:  # the node is alive and its pool raised: the caller sees it, as from a local pool
+                item.future.set_exception(exc)
 
     def _assign(self) -> list[tuple[Node, list[_Item]]]:
-        """Queued jobs to the nodes with the most free room, one batch per node (called under the lock)."""
+        """Queued jobs to the nodes with the most free room, one batch per node (called under the lock).
+
+        A node takes a batch once its own queue has run dry (``_open``: its workers still busy with what
+        they have), so batches hold about a node's workers each, not one job per freed worker."""
         batches: dict[str, list[_Item]] = {}
+        opened = [n for n in self.nodes.values() if _open(n)]
         waiting: collections.deque[_Item] = collections.deque()
         while self._queue:
+            free = [n for n in opened if n.room > 0]
+            if not free and not self._pinned_queued:
+                break  # the rest waits for room
             item = self._queue.popleft()
             if item.pinned:
+                self._pinned_queued -= 1
                 node = self.nodes.get(item.pinned)
                 if node is None:
                     why = f"ray sandbox: node {item.pinned[:8]} is not in the cluster any more"
                     item.future.set_result(JobResult.infrastructure_fault(why))
                     continue
             else:
-                node = max(self.nodes.values(), key=lambda n: n.room, default=None)
+                node = max(free, key=lambda n: n.room, default=None)
             if node is None or node.room <= 0:
                 waiting.append(item)
                 continue
             item.attempts += 1
             item.nodes.append(node.facts.host)
-            node.in_flight += 1
+            item.stop_sent = False
+            item.answers = {}
+            node.running[item.key] = item
             node.jobs += 1
             batches.setdefault(node.facts.node_id, []).append(item)
-        self._queue.extend(waiting)
+        self._pinned_queued += sum(1 for item in waiting if item.pinned)
+        self._queue.extendleft(reversed(waiting))  # in their order, before the ones not looked at
         out = []
         for node_id, items in batches.items():
             node = self.nodes[node_id]
             node.batches += 1
+            node.largest_batch = max(node.largest_batch, len(items))
             out.append((node, items))
         return out
 
-    def _node_lost(self, node: Node, exc: BaseException, items: list[_Item]) -> None:
-        """A batch failed because its actor or node died: the node leaves, its jobs run elsewhere."""
+    def _node_lost(self, node: Node, exc: BaseException) -> None:
+        """The node's actor or the node died: it leaves the run, and the jobs it had run elsewhere."""
         why = _first_line(exc)
         with self._wake:
             if self.nodes.pop(node.facts.node_id, None) is not None:
                 self.lost[node.facts.node_id] = why
                 print(f"ra3bench: ray node {node.facts.host} left mid-run: {why}", file=sys.stderr, flush=True)
+            items, node.running = list(node.running.values()), {}
             for item in items:
                 if item.attempts > self.max_retries:
                     item.future.set_result(
@@ -338,13 +419,18 @@ class RaySandbox(Sandbox):
                 else:
                     self.retried += 1
                     self._queue.appendleft(item)
+                    self._pinned_queued += bool(item.pinned)
             self._wake.notify()
         self._kill(node.actor)
 
     def _fail_queue(self, why: str) -> None:
         with self._lock:
-            while self._queue:
-                self._queue.popleft().future.set_result(JobResult.infrastructure_fault(f"ray sandbox: {why}"))
+            self._fail_queue_locked(why)
+
+    def _fail_queue_locked(self, why: str) -> None:
+        self._pinned_queued = 0
+        while self._queue:
+            self._queue.popleft().future.set_result(JobResult.infrastructure_fault(f"ray sandbox: {why}"))
 
     # -- the record ----------------------------------------------------------------------------
 
@@ -352,6 +438,7 @@ class RaySandbox(Sandbox):
         with self._lock:
             nodes = [
                 {**asdict(n.facts), "slowdown": round(n.slowdown, 3), "batches": n.batches, "jobs": n.jobs}
+                | {"largest_batch": n.largest_batch}
                 for n in self.nodes.values()
             ]
         for node in nodes:
@@ -385,7 +472,13 @@ class RaySandbox(Sandbox):
         for node in list(self.nodes.values()):
             with contextlib.suppress(Exception):  # a node that died meanwhile
                 self.ray.get(node.actor.close.remote(), timeout=30)
+            if node.receiver is not None:
+                node.receiver.join(timeout=10)
             self._kill(node.actor)
+            with self._lock:
+                items, node.running = list(node.running.values()), {}
+            for item in items:
+                item.future.set_result(JobResult.infrastructure_fault("the ray sandbox closed before the job ran"))
         self.nodes.clear()
         self._fail_queue("the sandbox closed")
         if self._local is not None:
@@ -406,7 +499,7 @@ class NodeView(Sandbox):
 
     @property
     def workers(self) -> int:
-        return PREFETCH * self.node.facts.workers
+        return self.node.capacity
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -469,6 +562,21 @@ def _driver_image_id() -> str:
         return str(client.images.get(tag).id) if tag else ""
     except Exception:
         return ""
+
+
+def _with_streamed(result: JobResult, answers: dict[int, CallResult]) -> JobResult:
+    """The node's result with the calls it left out (streamed before, ``None`` here) put back."""
+    if not answers or all(call is not None for call in result.calls):
+        return result
+    missing = [i for i, call in enumerate(result.calls) if call is None and i not in answers]
+    if missing:  # the node's own code streams each before it ends the job: a fault of ours, not the program's
+        return JobResult.infrastructure_fault(f"ray sandbox: the node left out calls {missing[:5]} it never streamed")
+    return replace(result, calls=[answers[i] if call is None else call for i, call in enumerate(result.calls)])
+
+
+def _open(node: Node) -> bool:
+    """Whether ``node`` takes a batch now: it has room, and what it holds beyond its workers' own jobs has run out."""
+    return node.room > 0 and len(node.running) <= node.facts.workers
 
 
 def _scaled(job: Job, slowdown: float) -> Job:

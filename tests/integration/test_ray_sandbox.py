@@ -75,13 +75,62 @@ def test_verdicts_are_a_local_runs_and_every_node_judges(cluster, local_verdicts
 
 
 def test_queued_jobs_go_to_each_node_in_batches_not_one_call_each(cluster):
+    """Four workers a node: each node takes its first five jobs in one call, and never more than it holds."""
     job = Job(program="def f(x):\n    return x\n", entry_point="f", calls=[[1]], time_limits_s=[5.0])
-    with RaySandbox(1, inner="local") as sandbox:
+    with RaySandbox(4, inner="local") as sandbox:
         results = dict(sandbox.run_many([job] * 30))
         record = sandbox.describe()
     assert sorted(results) == list(range(30)) and all(r.calls[0].value == 1 for r in results.values())
-    jobs, batches = sum(n["jobs"] for n in record["nodes"]), sum(n["batches"] for n in record["nodes"])
-    assert jobs == 30 and batches <= 30 // 2 + len(record["nodes"]), record["nodes"]  # a node's room at a time
+    assert sum(n["jobs"] for n in record["nodes"]) == 30
+    assert all(n["largest_batch"] == 5 and n["batches"] < n["jobs"] for n in record["nodes"]), record["nodes"]
+
+
+def test_a_round_sends_one_batch_per_node_and_only_what_each_node_has_room_for():
+    """The dispatcher's rounds (``_assign``), without a cluster: a node of 8 workers holds 10 jobs; it gets its
+    next batch once its 2 queued jobs have started (8 or fewer held), not a job at a time."""
+    from collections import deque
+    from concurrent.futures import Future
+
+    from ra3bench.sandbox.ray_pool import Node, _Item
+
+    sandbox = RaySandbox.__new__(RaySandbox)
+    sandbox.nodes = {n: Node(NodeFacts(n, n, "local", 8, "h", "", "c", 8, 0.1), None, 1.0) for n in ("a", "b")}
+    sandbox._queue = deque(_Item(k, Job(program=""), Future()) for k in range(40))
+    sandbox._pinned_queued = 0
+    first = sandbox._assign()
+    assert sorted(len(items) for _, items in first) == [10, 10] and len(sandbox._queue) == 20
+    a = sandbox.nodes["a"]
+    a.running.pop(next(iter(a.running)))  # one job of a ended: 9 held, its queued part not run out
+    assert sandbox._assign() == []
+    a.running.pop(next(iter(a.running)))  # another: 8 held, one per worker
+    ((node, items),) = sandbox._assign()
+    assert node is a and len(items) == 2 and len(sandbox._queue) == 18
+
+
+def test_the_driver_stops_a_job_on_its_node_at_a_failed_answer_and_gets_every_answer_back(cluster):
+    """The answer check closes over expected values, so it runs on the driver: the node streams the answers,
+    the driver sees test 0 fail and the node stops the job there, as a local pool does. A job whose answers
+    all pass runs to the end, and its result holds every answer, the streamed ones put back."""
+    from ra3bench.sandbox.base import CallStatus
+
+    slow = "import time\ndef f(x):\n    time.sleep(0.05)\n    return x\n"
+    calls = [[i] for i in range(60)]  # 3 s of tests in all
+    seen: list[int] = []
+
+    def fails_at_zero(i, call):
+        seen.append(i)
+        return i == 0
+
+    job = Job(program=slow, entry_point="f", calls=calls, time_limits_s=[5.0] * 60)
+    with RaySandbox(1, inner="local") as sandbox:
+        stopped = sandbox.run(replace(job, answer_fails=fails_at_zero))
+        whole = sandbox.run(replace(job, answer_fails=lambda i, call: False))
+    ran = [c for c in stopped.calls if c.status is CallStatus.OK]
+    assert seen and seen[0] == 0  # the check ran here, on the driver
+    assert stopped.calls[0].value == 0 and 1 <= len(ran) < 30, len(ran)  # stopped within a few tests of the failure
+    assert all(c.status is CallStatus.MISSING for c in stopped.calls[len(ran) :])
+    assert [c.value for c in whole.calls] == list(range(60))  # nothing lost between the stream and the result
+    assert all(c.status is CallStatus.OK for c in whole.calls)
 
 
 def test_a_node_removed_mid_evaluation_costs_retries_not_verdicts(cluster, local_verdicts):
