@@ -14,7 +14,9 @@ and, at the first failed test, sends :meth:`NodeSandbox.stop`; the node then sto
 next answer, as a local pool stops it at the failed one. Without that every test of a failing
 program ran on the node, which doubled the judging time of a whole HumanEval+ run.
 
-This module does not import Ray: the driver makes the class an actor (``ray.remote``).
+This module does not import Ray: the driver makes the class an actor (``ray.remote``). Batches and
+events cross as bytes the standard pickle wrote: Ray's own serializer (cloudpickle) calls back into
+Python for every object, and a result holds one per test (about half a millisecond a job).
 """
 
 from __future__ import annotations
@@ -135,9 +137,10 @@ class NodeSandbox:
         self.facts.probe_s = speed_probe()
         return self.facts.probe_s
 
-    def submit(self, batch: list[tuple[int, Job, bool]]) -> None:
-        """Queue jobs on this node's pool (``workers`` at a time): (key, job, whether its answers go back as they
-        come). Each job's result comes on :meth:`events` under its key."""
+    def submit(self, pickled: bytes) -> None:
+        """Queue jobs on this node's pool (``workers`` at a time): a pickled list of (key, job, whether its answers
+        go back as they come). Each job's result comes on :meth:`events` under its key."""
+        batch: list[tuple[int, Job, bool]] = pickle.loads(pickled)
         with self._ready:
             self._running.update(key for key, _, _ in batch)
         for key, job, watched in batch:
@@ -150,9 +153,9 @@ class NodeSandbox:
         with self._ready:
             self._stopping.update(key for key in keys if key in self._running)
 
-    def events(self) -> Iterator[NodeEvents]:
+    def events(self) -> Iterator[bytes]:
         """The node's stream (a Ray streaming generator): what happened since the last item, as soon as anything
-        did, until :meth:`close`."""
+        did, until :meth:`close`; each item a pickled :class:`NodeEvents`."""
         while True:
             with self._ready:
                 while not self._out and not self._closed:
@@ -167,7 +170,7 @@ class NodeSandbox:
                             break
                         self._ready.wait(left)
                 out, self._out, self._urgent = self._out, NodeEvents(), False
-            yield out
+            yield pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
 
     def close(self) -> None:
         with self._ready:

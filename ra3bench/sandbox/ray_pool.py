@@ -33,6 +33,7 @@ import collections
 import contextlib
 import itertools
 import os
+import pickle
 import sys
 import threading
 import time
@@ -288,7 +289,7 @@ class RaySandbox(Sandbox):
             for node, items in batches:
                 sent = [(item.key, _scaled(item.job, node.slowdown), item.answer_fails is not None) for item in items]
                 try:
-                    node.actor.submit.remote(sent)
+                    node.actor.submit.remote(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
                 except Exception as exc:  # a job that cannot be sent (it does not pickle): the caller's error
                     with self._lock:
                         for item in items:
@@ -319,7 +320,7 @@ class RaySandbox(Sandbox):
         """Read one node's stream until it ends (our close) or fails (its actor or node died)."""
         try:
             for ref in stream:
-                self._take(node, self.ray.get(ref))
+                self._take(node, pickle.loads(self.ray.get(ref)))
         except Exception as exc:
             if not self._closed:
                 self._node_lost(node, exc)
