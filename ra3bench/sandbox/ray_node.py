@@ -53,6 +53,7 @@ class NodeFacts:
     cpu: str
     cpus: int
     probe_s: float  # speed_probe() here
+    code: str = ""  # code_digest() here: the sandbox package that pickles jobs and results across
     sandbox: dict[str, Any] = field(default_factory=dict)  # the pool's own describe()
 
 
@@ -67,6 +68,18 @@ class NodeEvents:
 
     def __bool__(self) -> bool:
         return bool(self.answers or self.done or self.errors)
+
+
+def code_digest() -> str:
+    """sha256 of ra3bench's sandbox package (jobs, results, pools, this actor): a driver and a node must run
+    the same, or what one pickles the other may not read (the harness digest covers only the sandboxed side)."""
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def speed_probe() -> float:
@@ -117,6 +130,7 @@ class NodeSandbox:
             cpu=cpu_model(),
             cpus=os.cpu_count() or 1,
             probe_s=0.0,  # measured by probe(), one node at a time, once every pool is up
+            code=code_digest(),
             sandbox=info,
         )
         self._threads = ThreadPoolExecutor(max_workers=self.sandbox.workers * 2 + 2, thread_name_prefix="ra3bench-node")

@@ -44,7 +44,7 @@ from typing import Any
 
 from ra3bench.errors import SandboxUnavailableError, UsageError
 from ra3bench.sandbox.base import CallResult, Job, JobResult, Sandbox
-from ra3bench.sandbox.ray_node import NodeEvents, NodeFacts, NodeSandbox, speed_probe
+from ra3bench.sandbox.ray_node import NodeEvents, NodeFacts, NodeSandbox, code_digest, speed_probe
 
 INSTALL_HINT = 'the ray sandbox needs Ray: pip install "ra3bench[ray]"'
 NODE_POLL_S = 2.0  # how often the dispatcher looks for nodes that joined
@@ -529,11 +529,13 @@ class _DriverReference:
     harness: str = ""
     image_id: str = ""
     probe_s: float = 0.0
+    code: str = ""
 
     def __post_init__(self) -> None:
         from ra3bench.sandbox.image import harness_digest
 
         self.harness = harness_digest()
+        self.code = code_digest()
         self.image_id = _driver_image_id() if self.inner in ("docker", "auto") else ""
         self.probe_s = speed_probe()
 
@@ -542,6 +544,9 @@ class _DriverReference:
         if facts.harness != self.harness:
             theirs, ours = facts.harness[:12], self.harness[:12]
             return f"its sandbox harness {theirs} is not the driver's {ours} (install this ra3bench there)"
+        if facts.code != self.code:
+            theirs, ours = facts.code[:12], self.code[:12]
+            return f"its ra3bench sandbox code {theirs} is not the driver's {ours} (install this ra3bench there)"
         if self.image_id and facts.kind == "docker" and facts.image_id != self.image_id:
             return (
                 f"its sandbox image {facts.image_id[:19]} is not the driver's {self.image_id[:19]} "

@@ -214,8 +214,10 @@ def test_a_node_with_another_harness_is_refused_with_one_line(cluster, monkeypat
 def test_refusal_reasons():
     reference = _DriverReference.__new__(_DriverReference)
     reference.inner, reference.harness, reference.image_id, reference.probe_s = "docker", "a" * 64, "sha256:1", 0.1
+    reference.code = ""
     facts = NodeFacts("n", "h", "docker", 1, "a" * 64, "sha256:1", "cpu", 1, 0.1)
     assert reference.refusal(facts, 3.0) == ""
+    assert "sandbox code" in reference.refusal(replace(facts, code="c" * 64), 3.0)
     assert "image" in reference.refusal(NodeFacts("n", "h", "docker", 1, "a" * 64, "sha256:2", "c", 1, 0.1), 3.0)
     assert "3.5x slower" in reference.refusal(NodeFacts("n", "h", "docker", 1, "a" * 64, "sha256:1", "c", 1, 0.35), 3.0)
 
