@@ -138,7 +138,7 @@ class NodeSandbox:
         self._out = NodeEvents()
         self._running: set[int] = set()
         self._stopping: set[int] = set()  # running jobs the driver saw fail: stopped at their next answer
-        self._streamed: dict[int, set[int]] = {}  # running job -> the calls whose answers went out on the stream
+        self._streamed: dict[int, dict[int, CallResult]] = {}  # running job -> the answers it streamed, by call
         self._urgent = False  # the stream goes now: a job's first answer, or a result, is waiting
         self._closed = False
 
@@ -198,13 +198,13 @@ class NodeSandbox:
 
         def fails(i: int, call: CallResult) -> bool:
             with self._ready:
-                streamed = self._streamed.setdefault(key, set())
+                streamed = self._streamed.setdefault(key, {})
                 if not streamed:  # a job's first answer goes at once: the test most often failed is the first
                     self._urgent = True
                 if not self._out or self._urgent:  # else the stream is waiting for more: this one joins quietly
                     self._ready.notify()
                 self._out.answers.append((key, i, call))
-                streamed.add(i)
+                streamed[i] = call
                 return key in self._stopping
 
         return fails
@@ -217,10 +217,11 @@ class NodeSandbox:
         with self._ready:
             self._running.discard(key)
             self._stopping.discard(key)
-            streamed = self._streamed.pop(key, ())
+            streamed = self._streamed.pop(key, {})
             if error is None:
-                if streamed:  # sent once already: the driver puts them back (NodeEvents.done)
-                    calls = [None if i in streamed else c for i, c in enumerate(result.calls)]
+                if streamed:  # sent once already: the driver puts them back (NodeEvents.done). Only where the
+                    # final answer says the same (a program may send another value there: the final one counts)
+                    calls = [None if streamed.get(i) == c else c for i, c in enumerate(result.calls)]
                     result = replace(result, calls=calls)
                 self._out.done.append((key, result))
             else:
