@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ra3bench.sandbox.base import CallResult, Job, JobResult
+from ra3bench.sandbox.claims import MAX_CLAIM_DEPTH
 
 PROBE_ROUNDS = 5
 # Streamed answers wait this long for more (or a result) to go back with: every item on the stream
@@ -138,6 +139,10 @@ class NodeSandbox:
             sandbox=info,
         )
         self._threads = ThreadPoolExecutor(max_workers=self.sandbox.workers * 2 + 2, thread_name_prefix="ra3bench-node")
+        self._open_stream()
+
+    def _open_stream(self) -> None:
+        """The state behind :meth:`events`: what waits to go back, and the jobs running here."""
         self._ready = threading.Condition()
         self._out = NodeEvents()
         self._running: set[int] = set()
@@ -190,7 +195,7 @@ class NodeSandbox:
                             break
                         self._ready.wait(left)
                 out, self._out, self._urgent = self._out, NodeEvents(), False
-            yield pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+            yield _pickled(out)
 
     def close(self) -> None:
         with self._ready:
@@ -222,18 +227,75 @@ class NodeSandbox:
         except Exception as exc:  # the pool refused the job (as a local pool's run() would raise): the caller's error
             result, error = None, _portable(exc)
         with self._ready:
+            streamed = self._streamed.pop(key, {})  # the job has ended: nothing streams for it any more
+        if result is not None and streamed:  # sent once already: the driver puts them back (NodeEvents.done).
+            # Only where the final answer says exactly the same (a program may send another value there, even
+            # one that compares equal, 1 for true: the final one counts)
+            calls = [None if i in streamed and _same(streamed[i], c) else c for i, c in enumerate(result.calls)]
+            result = replace(result, calls=calls)
+        with self._ready:
             self._running.discard(key)
             self._stopping.discard(key)
-            streamed = self._streamed.pop(key, {})
             if error is None:
-                if streamed:  # sent once already: the driver puts them back (NodeEvents.done). Only where the
-                    # final answer says the same (a program may send another value there: the final one counts)
-                    calls = [None if streamed.get(i) == c else c for i, c in enumerate(result.calls)]
-                    result = replace(result, calls=calls)
                 self._out.done.append((key, result))
             else:
                 self._out.errors.append((key, error))
             self._ready.notify()
+
+
+def _same(streamed: CallResult, final: CallResult) -> bool:
+    """Whether two answers are the same to the last type and bit (their pickles are equal)."""
+    try:
+        return _dumps(streamed) == _dumps(final)
+    except Exception:  # a value too deep to pickle: not the same, the final one stays
+        return False
+
+
+def _pickled(out: NodeEvents) -> bytes:
+    """``out`` as the bytes that cross to the driver. A value nested too deep to pickle only comes from a
+    sandbox server that went around its own bound (frames.py); it is cut below the depth at which the judge
+    has already refused it (``_cut``), so the verdict is the one a local pool gives, and the stream lives."""
+    try:
+        return _dumps(out)
+    except RecursionError:
+        cut = NodeEvents(
+            answers=[(key, i, _cut_call(call)) for key, i, call in out.answers],
+            done=[(key, _cut_result(result)) for key, result in out.done],
+            errors=out.errors,
+        )
+        return _dumps(cut)
+
+
+def _dumps(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# JSON levels past which the judge's decoder (claims._decode) has refused any value: each of its
+# levels spans at most 3 JSON levels (a dict tag, its list, a [key, value] pair).
+CUT_DEPTH = 3 * MAX_CLAIM_DEPTH + 3
+
+
+def _cut(value: Any, depth: int = 0) -> Any:
+    """``value`` with what lies below CUT_DEPTH replaced by None: decoded, it is refused as before."""
+    if type(value) is list:
+        return None if depth >= CUT_DEPTH else [_cut(item, depth + 1) for item in value]
+    if type(value) is dict:
+        return None if depth >= CUT_DEPTH else {k: _cut(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def _cut_call(call: CallResult | None) -> CallResult | None:
+    return call if call is None else replace(call, value=_cut(call.value))
+
+
+def _cut_result(result: JobResult) -> JobResult:
+    return replace(
+        result,
+        load=_cut_call(result.load),
+        calls=[_cut_call(call) for call in result.calls],
+        script=_cut_call(result.script),
+        recorded=[replace(r, args=[_cut(a) for a in r.args], value=_cut(r.value)) for r in result.recorded],
+    )
 
 
 def _portable(exc: BaseException) -> BaseException:
