@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ra3bench.sandbox.base import CallResult, Job, JobResult
+from ra3bench.sandbox.base import CallResult, CallStatus, Job, JobResult
 from ra3bench.sandbox.claims import MAX_CLAIM_DEPTH
 
 PROBE_ROUNDS = 5
@@ -73,6 +73,55 @@ class NodeEvents:
 
     def __bool__(self) -> bool:
         return bool(self.answers or self.done or self.errors)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Calls cross as plain tuples: a dataclass and an enum member cost Python calls to pickle and unpickle
+        # each (several us a test on each side); tuples of built-ins stay in pickle's C code.
+        return {
+            "answers": [(key, i, _call_out(call)) for key, i, call in self.answers],
+            "done": [(key, _result_out(result)) for key, result in self.done],
+            "errors": self.errors,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.answers = [(key, i, _call_in(call)) for key, i, call in state["answers"]]
+        self.done = [(key, _result_in(result)) for key, result in state["done"]]
+        self.errors = state["errors"]
+
+
+def _call_out(call: CallResult | None) -> tuple | None:
+    return None if call is None else (call.status.value, call.value, call.time_s, call.error)
+
+
+def _call_in(fields: tuple | None) -> CallResult | None:
+    if fields is None:
+        return None
+    status, value, time_s, error = fields
+    return CallResult(_STATUS[status], value, time_s, error)
+
+
+def _result_out(result: JobResult) -> dict[str, Any]:
+    # every field of the result (vars: a field added later crosses too), its calls compact
+    return {
+        **vars(result),
+        "load": _call_out(result.load),
+        "calls": [_call_out(call) for call in result.calls],
+        "script": _call_out(result.script),
+    }
+
+
+def _result_in(state: dict[str, Any]) -> JobResult:
+    return JobResult(
+        **{
+            **state,
+            "load": _call_in(state["load"]),
+            "calls": [_call_in(call) for call in state["calls"]],
+            "script": _call_in(state["script"]),
+        }
+    )
+
+
+_STATUS = {status.value: status for status in CallStatus}
 
 
 def code_digest() -> str:
@@ -244,11 +293,26 @@ class NodeSandbox:
 
 
 def _same(streamed: CallResult, final: CallResult) -> bool:
-    """Whether two answers are the same to the last type and bit (their pickles are equal)."""
-    try:
-        return _dumps(streamed) == _dumps(final)
-    except Exception:  # a value too deep to pickle: not the same, the final one stays
+    """Whether two answers are the same to the last type and bit (1 is not true, 1.0 is not 1)."""
+    return (
+        streamed.status is final.status
+        and streamed.error == final.error
+        and _same_value(streamed.time_s, final.time_s)
+        and _same_value(streamed.value, final.value)
+    )
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
         return False
+    if type(a) in (list, dict):  # pickles are equal only where every item is the same to the type
+        try:
+            return _dumps(a) == _dumps(b)
+        except Exception:  # too deep to pickle: not the same, the final one stays
+            return False
+    if type(a) is float:
+        return a.hex() == b.hex()  # -0.0 is not 0.0
+    return a == b
 
 
 def _pickled(out: NodeEvents) -> bytes:

@@ -80,3 +80,31 @@ def test_a_value_too_deep_to_pickle_does_not_end_the_stream_and_is_refused_as_be
     assert str(here.value) == str(locally.value)
     assert result.calls[1].value == 1
     assert [(k, i) for k, i, _ in events.answers] == [(7, 0)]  # the streamed answer crossed too (the stop check)
+
+
+def test_events_cross_in_their_compact_form_unchanged_to_the_type():
+    """Calls cross as tuples (``NodeEvents.__getstate__``): every status, a None call, values that compare equal
+    across types, an error text and a script must come out as they went in."""
+    calls = [CallResult(status, value, 0.25, f"e{n}") for n, status in enumerate(CallStatus) for value in (1, True)]
+    calls += [CallResult(CallStatus.OK, {"a": [1.0, -0.0, None, "x"]}, 0), None]
+    result = JobResult(
+        load=CallResult(CallStatus.OK, None, 0.5),
+        calls=calls,
+        script=CallResult(CallStatus.ERROR, error="boom"),
+        output="out",
+        wall_s=1.5,
+        sandbox_error="",
+        malformed="why",
+    )
+    events = NodeEvents(
+        answers=[(3, i, c) for i, c in enumerate(calls) if c is not None],
+        done=[(3, result)],
+        errors=[(4, ValueError("bad job"))],
+    )
+    back = pickle.loads(pickle.dumps(events))
+    assert pickle.dumps(back.done[0][1]) == pickle.dumps(result)  # to the type: True stays bool, -0.0 stays -0.0
+    assert [(k, i, pickle.dumps(c)) for k, i, c in back.answers] == [
+        (k, i, pickle.dumps(c)) for k, i, c in events.answers
+    ]
+    assert all(type(c.status) is CallStatus for _, _, c in back.answers)
+    assert isinstance(back.errors[0][1], ValueError) and str(back.errors[0][1]) == "bad job"
