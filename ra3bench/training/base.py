@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from ra3bench.backends.vllm_colocated import ColocatedSettings
 from ra3bench.registry import Registry
 from ra3bench.spec import EvalOptions, EvalSpec
+from ra3bench.training.tracking import install_hint, missing_packages
 
 if TYPE_CHECKING:
     from ra3bench.training.context import TrainContext
@@ -115,7 +116,17 @@ class RunConfig:
     seed: int = 0
     log_every: int = 1
     save_every: int = 0  # checkpoint every N steps (0: only at the end)
-    tensorboard: bool = False
+    tensorboard: bool = False  # the same as listing tensorboard in report_to
+    # trackers that also get the curve, as TRL's report_to (training/tracking.py); curve.jsonl stays the record
+    report_to: list[Literal["wandb", "mlflow", "tensorboard"]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if missing := missing_packages(self.trackers()):  # found with the config, before anything loads
+            raise ValueError(install_hint(missing))
+
+    def trackers(self) -> list[str]:
+        """``report_to``, with ``tensorboard`` when ``tensorboard`` is true; each once."""
+        return list(dict.fromkeys([*self.report_to, *(["tensorboard"] if self.tensorboard else [])]))
 
 
 class Trainer(abc.ABC):

@@ -5,6 +5,8 @@ The run folder of `ra3bench train`::
     config.yaml        the resolved config (defaults < YAML < overrides), as the run used it
     manifest.json      trainer, model source, data record, eval plan, code and library versions, host
     curve.jsonl        one line per training log and per evaluation (suite, group, k, pass@k, CI)
+    tracking.json      with run.report_to: the W&B / MLflow run ids a --resume continues
+                       (wandb/, mlruns/, tensorboard/: the trackers' own files, where they default)
     curves.png         pass@k and loss against the step, redrawn after each evaluation
     evals/step-N/S/    an ordinary run folder per evaluation (samples, verdicts, summary, manifest)
     checkpoints/step-N/ model (or LoRA adapter) + tokenizer + trainer_state.pt; LATEST names the newest
@@ -24,6 +26,7 @@ from typing import Any
 
 from ra3bench.backends.base import GenerationParams
 from ra3bench.backends.hf_batching import Row
+from ra3bench.config import config_to_dict
 from ra3bench.errors import UsageError
 from ra3bench.evaluate import Session
 from ra3bench.prompts import Prompt
@@ -109,7 +112,7 @@ class TrainContext:
         self.examples = examples
         self.schedule = schedule
         self.resume = resume
-        self.curve = CurveLog(run_dir, tensorboard=config.run.tensorboard)
+        self.curve = CurveLog(run_dir, report_to=config.run.trackers())
         self._train_time_s = 0.0
         self._eval_time_s = 0.0
         self._clock = time.perf_counter()
@@ -119,6 +122,7 @@ class TrainContext:
         self.generation = TrainingGeneration(generation, run_dir, seed=config.run.seed)
         self._manifest = _carried_over(run_dir / "manifest.json", manifest) if resume else manifest
         self._write_manifest()
+        self.curve.log_run(config_to_dict(config), self._manifest)  # the trackers' params and run identity
 
     # -- time ----------------------------------------------------------------------------------
 

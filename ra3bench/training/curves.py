@@ -11,7 +11,8 @@ It is written like the other JSONL files of a run folder (:class:`ra3bench.resul
 appended, flushed line by line, a torn last line dropped when reopened). ``pass_at_k`` and its
 95% interval are fractions (0..1). On ``--resume`` from a checkpoint at step S,
 :meth:`CurveLog.truncate_after` drops what was logged after S, so the resumed run does not log
-those steps twice.
+those steps twice. Each line also goes to the run's trackers (TensorBoard, W&B, MLflow:
+:mod:`ra3bench.training.tracking`), after it is in the file.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ra3bench.results import JsonlWriter, read_jsonl
+from ra3bench.training.tracking import TENSORBOARD, Trackers, run_identity
 
 if TYPE_CHECKING:
     from ra3bench.summary import Summary
 
 CURVE = "curve.jsonl"
-TENSORBOARD = "tensorboard"
 
 X_AXES = {"step": "optimizer step", "tokens_seen": "training tokens seen", "wall_time_s": "wall time (s)"}
 
@@ -37,25 +38,26 @@ SeriesKey = tuple[str, str, int]  # (suite, group, k)
 
 
 class CurveLog:
-    """Appends to ``folder/curve.jsonl`` (and mirrors to TensorBoard under ``folder/tensorboard``)."""
+    """Appends to ``folder/curve.jsonl``, and passes each line on to the trackers in ``report_to``
+    (``tensorboard``: under ``folder/tensorboard``; ``wandb``; ``mlflow``)."""
 
-    def __init__(self, folder: Path, tensorboard: bool = False) -> None:
+    def __init__(self, folder: Path, tensorboard: bool = False, report_to: Sequence[str] = ()) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / CURVE
         self._writer: JsonlWriter | None = JsonlWriter(self.path)
-        self._tensorboard = tensorboard
-        self._tb: Any = self._open_tensorboard() if tensorboard else None
-
-    def _open_tensorboard(self, purge_step: int | None = None) -> Any:
-        from torch.utils.tensorboard import SummaryWriter  # lazy: torch and tensorboard are optional
-
-        return SummaryWriter(log_dir=str(self.folder / TENSORBOARD), purge_step=purge_step)
+        names = [*report_to, *([TENSORBOARD] if tensorboard else [])]
+        self.trackers = Trackers.open(list(dict.fromkeys(names)), self.folder)
 
     def _write(self, record: dict) -> None:
         if self._writer is None:
             raise ValueError(f"{self.path}: the curve log is closed")
         self._writer.write(record)
+        self.trackers.log(record)  # after the file has it: a tracker that fails loses nothing
+
+    def log_run(self, config: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+        """Give the trackers the resolved config and the run's identity from its manifest (once a session)."""
+        self.trackers.log_run(config, run_identity(manifest, self.folder))
 
     def log_train(self, step: int, tokens_seen: int, wall_time_s: float, **metrics: float) -> None:
         """One training point: ``loss``, ``lr`` and whatever else the trainer measures."""
@@ -64,12 +66,6 @@ class CurveLog:
             {"kind": "train", "step": int(step), "tokens_seen": int(tokens_seen), "wall_time_s": float(wall_time_s)}
             | values
         )
-        if self._tb is not None:
-            for name, value in values.items():
-                if isinstance(value, (int, float)):
-                    self._tb.add_scalar(f"train/{name}", value, global_step=int(step))
-            self._tb.add_scalar("train/tokens_seen", int(tokens_seen), global_step=int(step))
-            self._tb.flush()
 
     def log_eval(
         self,
@@ -106,12 +102,6 @@ class CurveLog:
                 "n_samples": int(n_samples),
             }
         )
-        if self._tb is not None:
-            tag = f"eval/{suite}/{group}/pass@{k}"
-            self._tb.add_scalar(tag, float(pass_at_k), global_step=int(step))
-            self._tb.add_scalar(f"{tag}/ci_low", float(ci_low), global_step=int(step))
-            self._tb.add_scalar(f"{tag}/ci_high", float(ci_high), global_step=int(step))
-            self._tb.flush()
 
     def log_summary(
         self, step: int, tokens_seen: int, wall_time_s: float, summary: Summary, relative_to: Path
@@ -149,14 +139,18 @@ class CurveLog:
         with ``lines`` every line past the first ``lines``: what was logged after the checkpoint at
         the same step (an E-step logged at the step it starts from) goes too.
 
-        The file is rewritten atomically (a temporary file, then ``os.replace``); TensorBoard is
-        reopened with ``purge_step`` so that it hides its own events after ``step`` too.
+        The file is rewritten atomically (a temporary file, then ``os.replace``); the trackers are told
+        what was dropped (:meth:`Trackers.rewind`: TensorBoard hides its own events after ``step``,
+        W&B and MLflow keep theirs and are not sent those points again).
         """
         if self._writer is not None:
             self._writer.close()
-        kept = [r for r in read_jsonl(self.path) if not (isinstance(r.get("step"), int) and r["step"] > step)]
+        records = list(read_jsonl(self.path))
+        kept = [r for r in records if not (isinstance(r.get("step"), int) and r["step"] > step)]
         if lines is not None:
             kept = kept[:lines]
+        kept_ids = {id(r) for r in kept}
+        dropped = [r for r in records if id(r) not in kept_ids]
         tmp = self.folder / f".{CURVE}.tmp"
         with tmp.open("w", encoding="utf-8") as fh:
             for record in kept:
@@ -165,17 +159,13 @@ class CurveLog:
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
         self._writer = JsonlWriter(self.path)
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = self._open_tensorboard(purge_step=int(step) + 1)
+        self.trackers.rewind(int(step), [r for r in dropped if isinstance(r.get("step"), int)])
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        self.trackers.close()
 
     def __enter__(self) -> CurveLog:
         return self
