@@ -20,9 +20,15 @@ examples:
   ra3bench train --trainer rlvr --config examples/train/rlvr_smollm2.yaml run.out=results/rlvr-by-init \\
       --each trainer.init=base:,ntp:results/ntp-smollm2/checkpoints/step-000048
   # the same, each run's step 0 taken from the evaluation that already measured its init
-  ra3bench train --trainer rlvr --config examples/train/rlvr_smollm2.yaml run.out=results/rlvr-by-init \
-      --each trainer.init=base:,ntp:results/ntp-smollm2/checkpoints/step-000048 \
+  ra3bench train --trainer rlvr --config examples/train/rlvr_smollm2.yaml run.out=results/rlvr-by-init \\
+      --each trainer.init=base:,ntp:results/ntp-smollm2/checkpoints/step-000048 \\
       --each eval.start_from=base:results/ntp-smollm2/evals/step-000000,ntp:results/ntp-smollm2/evals/step-000048
+  # three training seeds, in RUN_OUT/seed-0 .. seed-2; curves.png draws their mean and min-max band
+  ra3bench train --trainer ntp --config examples/train/ntp_smollm2.yaml run.out=results/ntp-seeds --seeds 0,1,2
+  # each init with seeds 0-4 (RUN_OUT/<label>/seed-<s>), then the two methods compared over seeds and problems
+  ra3bench train --trainer rlvr --config examples/train/rlvr_smollm2.yaml run.out=results/rlvr \\
+      --each trainer.init=base:,ntp:results/ntp-smollm2/checkpoints/step-000048 --seeds 0-4
+  ra3bench compare results/rlvr/base results/rlvr/ntp
 Config precedence: the trainer's defaults < the YAML file < key=value overrides (dotted keys).
 """
 
@@ -57,6 +63,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(with --resume: finished runs kept, stopped ones continued). Repeat it, same labels, to set "
         "several keys per run",
     )
+    parser.add_argument(
+        "--seeds",
+        metavar="S,S,...",
+        default=None,
+        help="one run per training seed (0,1,2 or 0-4), in run.out/seed-S (with --each: run.out/LABEL/seed-S); "
+        "sets run.seed, and trainer.seed where the trainer has one; every config checked first; "
+        "curves.png draws each arm's seed mean with the min-max band; --resume as with --each",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.lr=1e-4")
     parser.set_defaults(handler=handle)
 
@@ -64,16 +78,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from ra3bench.config import ConfigError
     from ra3bench.training.runner import load_train_config, start_from_errors, train
-    from ra3bench.training.sweep import COMBINED, plan_each, train_each, zip_each
+    from ra3bench.training.sweep import COMBINED, Arm, parse_seeds, plan_each, train_each, with_seeds, zip_each
 
-    if args.each is not None:
-        arms = zip_each(args.each)
+    if args.each is not None or args.seeds is not None:
+        arms = zip_each(args.each) if args.each is not None else [Arm("", ())]
+        if args.seeds is not None:
+            arms = with_seeds(arms, parse_seeds(args.seeds))
         if args.check:
             plan_each(args.trainer, args.config, args.overrides, arms, resume=args.resume, data_dir=args.data_dir)
-            print(f"{len(arms)} configs check out: {', '.join(a.label for a in arms)}")
+            print(f"{len(arms)} configs check out: {', '.join(a.folder for a in arms)}")
             return 0
         parent = train_each(args.trainer, args.config, args.overrides, arms, resume=args.resume, data_dir=args.data_dir)
-        print(f"runs: {', '.join(str(parent / a.label) for a in arms)}; all curves: {parent / COMBINED}")
+        print(f"runs: {', '.join(str(parent / a.folder) for a in arms)}; all curves: {parent / COMBINED}")
         return 0
     if args.check:
         import yaml
