@@ -17,6 +17,13 @@ examples:
   ra3bench compare results/baselines results/candidate --format junit --output compare.xml
   # several samples per problem: pass@1 and pass@10 only
   ra3bench compare BASE CANDIDATE -k 1,10 --format json
+  # two methods with three training seeds each (ra3bench train --seeds 0,1,2): folders of seed-N runs,
+  # compared at the last step all runs evaluated, over seeds and problems (hierarchical bootstrap)
+  ra3bench compare results/ntp-seeds results/ra3-seeds
+  # the same with the runs named one by one, at step 48 of their training
+  ra3bench compare results/ntp/seed-* --vs results/ra3/seed-* --step 48
+  # a training run's evaluation at a step against the base model's evaluation
+  ra3bench compare results/ntp/evals/step-000000 results/ntp/evals/step-000048
 exit status: 0 no significant regression, 1 a significant regression beyond --max-drop,
 2 bad usage or runs that are not comparable (the message names what differs).
 Under GitHub Actions ($GITHUB_STEP_SUMMARY set) the Markdown report is appended to the job summary.
@@ -26,17 +33,40 @@ Under GitHub Actions ($GITHUB_STEP_SUMMARY set) the Markdown report is appended 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "compare",
-        help="paired comparison of two runs: delta, bootstrap CI, paired test, regression verdict",
+        help="paired comparison of two runs (or two methods over seeds): delta, CI, test, regression verdict",
         description="Compare a candidate run with a base run problem by problem, per suite, test group and k: "
         "both scores, the delta with a paired bootstrap 95% interval over problems, a paired test "
         "(exact McNemar for pass/fail outcomes, a sign-flip permutation test for pass rates), the "
-        "verdict, and the problems that changed. The runs must be comparable (same suite version, "
+        "verdict, and the problems that changed. With several runs per side (training seeds: BASE... --vs "
+        "CANDIDATE..., or folders of seed-N runs) the delta of the seed means gets a hierarchical bootstrap "
+        "interval over seeds and problems. The runs must be comparable (same suite version, "
         "data, n, tasks and settings); what differs is named otherwise.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("base", type=Path, metavar="BASE", help="base run folder (or a folder of run folders)")
-    parser.add_argument("candidate", type=Path, metavar="CANDIDATE", help="candidate run folder (or folder of them)")
+    parser.add_argument(
+        "runs",
+        type=Path,
+        nargs="+",
+        metavar="BASE",
+        help="BASE CANDIDATE: a run folder, a folder of run folders, a training run (at --step) or a folder of "
+        "seed-N runs each; with --vs, every folder given is a base run (a seed)",
+    )
+    parser.add_argument(
+        "--vs",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="CANDIDATE",
+        help="the candidate's runs (seeds), after the base's: BASE... --vs CANDIDATE...",
+    )
+    parser.add_argument(
+        "--step",
+        type=int,
+        default=None,
+        metavar="N",
+        help="training runs: compare their evaluations at step N (default: the last step every one evaluated)",
+    )
     parser.add_argument(
         "--max-drop",
         type=float,
@@ -66,14 +96,21 @@ def handle(args: argparse.Namespace) -> int:
     from ra3bench.report.compare import compare_paths
     from ra3bench.report.formats import outcome, render, render_markdown
 
+    if args.vs is None and len(args.runs) != 2:
+        raise UsageError(
+            f"give BASE and CANDIDATE, or several runs per side as BASE... --vs CANDIDATE... (got {len(args.runs)} "
+            "folders and no --vs)"
+        )
+    base, candidate = (args.runs, args.vs) if args.vs is not None else ([args.runs[0]], [args.runs[1]])
     comparison = compare_paths(
-        args.base,
-        args.candidate,
+        base,
+        candidate,
         ks=parse_ks(args.k),
         alpha=args.alpha,
         max_drop_pct=args.max_drop,
         n_boot=args.resamples,
         seed=args.seed,
+        step=args.step,
     )
     text = render(comparison, args.format)
     if args.output:

@@ -152,6 +152,13 @@ class Row:
     fails: bool  # a significant regression larger than --max-drop
     lost: list[str] = field(default_factory=list)  # tasks worse in the candidate
     gained: list[str] = field(default_factory=list)  # tasks better in the candidate
+    n_seeds_base: int = 1  # runs (training seeds) per side: 1 and 1, the paired statistics over problems
+    n_seeds_candidate: int = 1  # (conditional on those runs); more, the hierarchical bootstrap
+
+    @property
+    def seeded(self) -> bool:
+        """The interval covers seed variance (several runs on a side), not only problem variance."""
+        return self.n_seeds_base > 1 or self.n_seeds_candidate > 1
 
     @property
     def name(self) -> str:

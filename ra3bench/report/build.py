@@ -3,7 +3,9 @@
 Evaluation runs give pass@k with intervals (from their summaries), the status of every sample,
 and pass@k by difficulty and by contest date where the suite's problems carry them. Training runs
 (``curve.jsonl``) give their curves overlaid, with curve metrics; an evaluation run of the same
-suite (the base model) is drawn among them as a reference level.
+suite (the base model) is drawn among them as a reference level. Several seeds of a method are drawn
+as their mean with the min-max band, and every method is compared with the first
+(:mod:`ra3bench.report.methods`).
 """
 
 from __future__ import annotations
@@ -282,10 +284,17 @@ def build_report(
     *,
     threshold: float | None = None,
     data_dir: Path | None = None,
+    methods: Sequence[tuple[str, Sequence[Path]]] = (),
+    step: int | None = None,
+    n_boot: int = 10_000,
 ) -> list[Block]:
+    """Every section; ``methods`` (label, run folders: its seeds) are compared with the first of them."""
+    from ra3bench.report.methods import method_blocks
+
     blocks: list[Block] = [Heading("ra3bench report", 1)]
     if curves:
         blocks += training_blocks(curves, eval_runs, plot_dir, threshold)
+    blocks += method_blocks(methods, step=step, n_boot=n_boot)
     if eval_runs:
         blocks += run_blocks(eval_runs) + pass_blocks(eval_runs) + status_blocks(eval_runs, plot_dir)
         blocks += breakdown_blocks(eval_runs, plot_dir, data_dir)

@@ -32,13 +32,19 @@ def _verdict(row: Row, max_drop_pct: float) -> str:
     return row.verdict.upper() if row.fails else row.verdict
 
 
+def _seeded(comparison: Comparison) -> bool:
+    return any(row.seeded for row in comparison.rows)
+
+
 def _rows(comparison: Comparison) -> list[list[str]]:
+    seeds = _seeded(comparison)
     return [
         [
             row.suite,
             row.group,
             f"pass@{row.k}",
             str(row.n_problems),
+            *([f"{row.n_seeds_base} vs {row.n_seeds_candidate}"] if seeds else []),
             _pct(row.base),
             _pct(row.candidate),
             _pp(row.delta),
@@ -51,6 +57,10 @@ def _rows(comparison: Comparison) -> list[list[str]]:
 
 
 HEADERS = ["suite", "group", "metric", "problems", "base %", "cand. %", "Δ pp", "95% CI of Δ", "p", "verdict"]
+
+
+def _headers(comparison: Comparison) -> list[str]:
+    return [*HEADERS[:4], "seeds", *HEADERS[4:]] if _seeded(comparison) else HEADERS
 
 
 def _flip_lines(comparison: Comparison, bullet: str = "") -> list[str]:
@@ -82,18 +92,44 @@ def outcome(comparison: Comparison) -> str:
 
 def _method(comparison: Comparison) -> str:
     tests = sorted({row.test.split(" (")[0] for row in comparison.rows})
+    if _seeded(comparison):
+        return (
+            f"Δ: candidate - base, percentage points, of the means over seeds; 95% CI: hierarchical bootstrap "
+            f"over seeds (resampled within each side) and problems (shared by both), {comparison.n_boot} "
+            f"resamples, seed fixed; p: from the same bootstrap (two-sided). {coverage(comparison)}"
+        )
     return (
         f"Δ: candidate - base, percentage points; 95% CI: paired bootstrap over problems "
-        f"({comparison.n_boot} resamples, seed fixed); p: {', '.join(tests)} (two-sided)."
+        f"({comparison.n_boot} resamples, seed fixed); p: {', '.join(tests)} (two-sided). {coverage(comparison)}"
     )
+
+
+def coverage(comparison: Comparison) -> str:
+    """What the interval rests on and what variance it covers, said once per suite."""
+    parts = []
+    for suite, n_base, n_cand, problems in dict.fromkeys(
+        (row.suite, row.n_seeds_base, row.n_seeds_candidate, row.n_problems) for row in comparison.rows
+    ):
+        part = f"{suite}: {_seeds(n_base)} vs {_seeds(n_cand)}, {problems} problems"
+        if n_base == 1 and n_cand == 1:
+            part += ": the interval covers problem variance only (conditional on the seed of each run)"
+        elif n_base == 1 or n_cand == 1:
+            part += f": the {'base' if n_base == 1 else 'candidate'}'s seed variance is not covered (one run)"
+        parts.append(part)
+    return "Rests on " + "; ".join(parts) + "." if parts else ""
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
 
 
 def render_table(comparison: Comparison) -> str:
     lines = [f"base:      {comparison.base}", f"candidate: {comparison.candidate}", ""]
-    lines.append(tabulate(_rows(comparison), headers=HEADERS, tablefmt="simple", disable_numparse=True))
+    lines.append(tabulate(_rows(comparison), headers=_headers(comparison), tablefmt="simple", disable_numparse=True))
     lines += ["", _method(comparison)]
     flips = _flip_lines(comparison, "  ")
-    lines += ["", "problems that changed:", *flips] if flips else ["", "no problem changed"]
+    if not _seeded(comparison):  # across seeds a problem's change mixes seeds: not listed
+        lines += ["", "problems that changed:", *flips] if flips else ["", "no problem changed"]
     lines += [f"note: {note}" for note in comparison.notes]
     lines += ["", outcome(comparison)]
     return "\n".join(lines) + "\n"
@@ -106,13 +142,14 @@ def render_markdown(comparison: Comparison) -> str:
         "",
         f"base `{comparison.base}` · candidate `{comparison.candidate}`",
         "",
-        tabulate(_rows(comparison), headers=HEADERS, tablefmt="github", disable_numparse=True),
+        tabulate(_rows(comparison), headers=_headers(comparison), tablefmt="github", disable_numparse=True),
         "",
         _method(comparison),
         "",
     ]
     flips = _flip_lines(comparison, "- ")
-    lines += ["**Problems that changed**", "", *flips, ""] if flips else ["No problem changed.", ""]
+    if not _seeded(comparison):
+        lines += ["**Problems that changed**", "", *flips, ""] if flips else ["No problem changed.", ""]
     lines += [f"> note: {note}" for note in comparison.notes]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -138,6 +175,7 @@ def render_junit(comparison: Comparison) -> str:
         text = (
             f"base {_pct(row.base)}%, candidate {_pct(row.candidate)}%, delta {_pp(row.delta)} pp "
             f"(95% CI [{_pp(row.ci_low)}, {_pp(row.ci_high)}]), p = {_p(row.p_value)} ({row.test}); "
+            f"{row.n_seeds_base} vs {row.n_seeds_candidate} seeds, {row.n_problems} problems; "
             f"{row.verdict}; worse on: {_list(row.lost)}; better on: {_list(row.gained)}"
         )
         if row.fails:
