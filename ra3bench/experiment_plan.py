@@ -129,7 +129,8 @@ def make_plan(
         if mde is not None:
             sim = pl.simulate(population, design, mde, experiments, seed=seed)
             plan.lines.append(Line(f"sd of the difference at {pp(mde)}", sim.sd, pp(sim.sd), simulated))
-            plan.lines.append(Line(f"power at {pp(mde)}", sim.power, _percent(sim), simulated))
+            if effect is None:  # with an effect, its power is the check (below)
+                plan.lines.append(Line(f"power at {pp(mde)}", sim.power, _percent(sim), simulated))
             if abs(sim.power - design.power) > 3 * sim.power_se:
                 plan.notes.append(
                     f"the simulated power at the closed-form MDE is {100 * sim.power:.0f} %, not "

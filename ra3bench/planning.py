@@ -312,7 +312,9 @@ def _with(design: Design, **changes: int) -> Design:
 @dataclass(frozen=True)
 class Simulation:
     """Monte Carlo of whole experiments drawn from the model: problems from the Beta, seed offsets,
-    binomial samples. ``power``: how often |D| exceeded z times the simulated sd of D."""
+    binomial samples. ``sd``: of D over the experiments; ``power``: how often |D| exceeded the test's
+    critical value z * SE (the closed-form SE: a test that estimates Var(D) well), so a variance or a
+    normal approximation that is off shows in the power."""
 
     effect: float
     experiments: int
@@ -343,9 +345,8 @@ def simulate(population: Population, design: Design, effect: float, experiments:
             counts = rng.binomial(n, _expit(logits + a.shift + offsets))
             means.append(counts.mean(axis=(1, 2)) / n)
         deltas[start : start + size] = means[1] - means[0]
-    sd = float(deltas.std(ddof=1))
-    rejected = np.abs(deltas) > design.z_alpha * sd if sd > 0 else np.abs(deltas) > 0
-    return Simulation(effect, experiments, float(deltas.mean()), sd, float(rejected.mean()))
+    rejected = np.abs(deltas) > design.z_alpha * variance(population, design, effect).se
+    return Simulation(effect, experiments, float(deltas.mean()), float(deltas.std(ddof=1)), float(rejected.mean()))
 
 
 def simulated_mde(
