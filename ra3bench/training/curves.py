@@ -332,7 +332,10 @@ def plot_curves(
             style_kw = {"ls": "--", "lw": 1.8} if reference else {"lw": 2.2, "marker": "o", "ms": 5}
             handles.append(Line2D([], [], color=colors[label], label=label, **style_kw))
         if handles:
-            fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False)
+            # as many columns as fit the figure's width (a seed mean's label is long)
+            per_column = 0.75 + 0.085 * max(len(h.get_label()) for h in handles)
+            ncols = max(1, min(len(handles), 6, int(fig.get_figwidth() / per_column)))
+            fig.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False)
         if title:
             fig.suptitle(title, fontsize=14, fontweight="bold")
         if not drew_loss:
