@@ -29,8 +29,9 @@ _CORPUS = [
 ]
 
 
-def tiny_tokenizer(vocab_size: int = 384) -> Any:
-    """A byte-level BPE tokenizer (every text encodes) with a ChatML-style template."""
+def tiny_tokenizer(vocab_size: int = 384, corpus: list[str] | None = None) -> Any:
+    """A byte-level BPE tokenizer (every text encodes) with a ChatML-style template, trained on a few lines
+    of Python, or on ``corpus`` (a task of its own, e.g. RA3's known-answer task)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -44,7 +45,7 @@ def tiny_tokenizer(vocab_size: int = 384) -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    core.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    core.train_from_iterator(_CORPUS * 4 if corpus is None else corpus, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>"
     )
@@ -52,12 +53,12 @@ def tiny_tokenizer(vocab_size: int = 384) -> Any:
     return tokenizer
 
 
-def tiny_model(seed: int = 0, *, hidden_size: int = 64, layers: int = 2) -> tuple[Any, Any]:
-    """(model, tokenizer): a random 2-layer Llama sized to the tiny tokenizer."""
+def tiny_model(seed: int = 0, *, hidden_size: int = 64, layers: int = 2, tokenizer: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer): a random 2-layer Llama sized to the tiny tokenizer (or to ``tokenizer``)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = tiny_tokenizer()
+    tokenizer = tiny_tokenizer() if tokenizer is None else tokenizer
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,

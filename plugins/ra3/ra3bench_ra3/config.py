@@ -35,6 +35,9 @@ class RA3Config:
     estep_max_grad_norm: float = 1.0
     estep_micro_batch: int = 8  # sequences per forward pass (memory, not math)
     estep_max_tokens: int = 1024  # snippets longer than this (prompt + code) stay raw: no rollouts
+    # held out of the E-step's batches (at most a quarter of the snippets; none under 32): q's think rate and
+    # the comments' gain on them before and after each E-step, in curve.jsonl (probe_*) and estep.png; 0: none
+    probe_snippets: int = 16
 
     # --- annotate and M-step -------------------------------------------------------------------
     annotate_fraction: float = 1.0  # share of the corpus q annotates (a seeded subset); the rest stays raw
@@ -65,6 +68,8 @@ def config_errors(cfg: RA3Config) -> list[str]:
         errors.append("annotate_fraction and raw_data_mix must be in [0, 1]")
     if cfg.latent_temperature <= 0.0 or cfg.max_latent_tokens < 1:
         errors.append("latent_temperature must be > 0 and max_latent_tokens >= 1")
+    if cfg.probe_snippets < 0:
+        errors.append("probe_snippets must be >= 0 (0: no probe)")
     if cfg.estep_steps < 0 or cfg.estep_batch_size < 1 or cfg.estep_micro_batch < 1:
         errors.append("estep_steps must be >= 0, estep_batch_size and estep_micro_batch >= 1")
     return errors

@@ -119,6 +119,29 @@ def advantages(per: list[list[float]], group: int, normalize: bool) -> list[list
     return out
 
 
+def crosstalk(rollouts: list[Rollout], adv: list[list[float]], group: int) -> float:
+    """Mean |advantage| where every rollout of a group acted at a boundary, over the mean |advantage| of all
+    decisions: 0 when a decision's return depends on that decision alone.
+
+    Where the whole group acted, the decision made no difference between its rollouts, so any advantage
+    there comes from other decisions (with ``until_next_think``, a later think that shortens this act's
+    horizon in some rollouts; with ``return_to_go``, every later decision): noise in its gradient,
+    which docs/ra3.md measures per horizon."""
+    unanimous, everything = [], []
+    for first in range(0, len(rollouts), group):
+        members = rollouts[first : first + group]
+        for j in range(len(members[0].snippet.bounds)):
+            if any(r.widths[j] is None for r in members):
+                continue
+            values = [abs(adv[first + g][j]) for g in range(len(members))]
+            everything += values
+            if not any(r.thinks[j] for r in members):
+                unanimous += values
+    if not unanimous or not everything or sum(everything) == 0:
+        return 0.0
+    return (sum(unanimous) / len(unanimous)) / (sum(everything) / len(everything))
+
+
 def latent_terms(r: Rollout, enc: Encoded) -> Terms:
     """The decision position of every boundary where q had a choice, and each comment's tokens after ``#``."""
     starts, owner = line_spans(r.snippet.code, r.comments)
@@ -220,6 +243,7 @@ def estep(
         optimizer.step()
         tokens += sum(len(e.ids) for e in encs) * (3 if cfg.kl_coef else 2)  # pi's score, q's (and pi's) PG pass
         stats = {f"estep_{k}": v for k, v in rollout_stats(rollouts).items()}
+        stats["estep_act_crosstalk"] = crosstalk(rollouts, adv, cfg.group_size)
         log({"estep_step": step, **stats, "estep_reward": sum(totals) / len(totals),
              "estep_loss": loss, "estep_kl": kl, "estep_grad_norm": grad_norm, "estep_tokens": tokens,
              "estep_time_s": time.perf_counter() - started})  # fmt: skip

@@ -94,6 +94,8 @@ class RA3Trainer(Trainer):
         import torch
 
         from ra3bench_ra3.estep import annotate, estep, rollout_stats
+        from ra3bench_ra3.plots import ESTEP_PNG, plot_estep
+        from ra3bench_ra3.probe import held_out, probe
         from ra3bench_ra3.rollout import Snippet
 
         cfg, model = self.config, ctx.model
@@ -107,8 +109,13 @@ class RA3Trainer(Trainer):
             torch.manual_seed(cfg.seed * 1_000 + it)
             q = copy.deepcopy(model)
             stats = {"estep_tokens": 0, "estep_time_s": 0.0}
-            if fits and cfg.estep_steps > 0:
-                stats = estep(q, model, fits, policy, cfg, log)
+            probes, pool = held_out(fits, cfg.probe_snippets, cfg.seed)  # the same ones every iteration
+            before = probe(q, model, probes, policy, cfg) if probes else None
+            if pool and cfg.estep_steps > 0:
+                stats = estep(q, model, pool, policy, cfg, log)
+            if before is not None:
+                after = probe(q, model, probes, policy, cfg)
+                log({**before.fields("before"), **after.fields("after"), "probe_snippets": len(probes)})
             started = time.perf_counter()
             chosen = [s for s in fits if s.index in picked]
             rollouts, spent = annotate(q, chosen, policy, cfg.estep_batch_size * cfg.group_size)
@@ -117,6 +124,7 @@ class RA3Trainer(Trainer):
         summary = {f"annotate_{k}": v for k, v in rollout_stats(rollouts).items()}
         summary |= {"annotate_tokens": spent, "annotate_time_s": time.perf_counter() - started}
         log({**summary, "annotated": len(done)})
+        plot_estep(ctx.run_dir / "curve.jsonl", ctx.run_dir / ESTEP_PNG)
         self.records.append({"iteration": it, **stats, **summary, "annotated": len(done)})
         ctx.record(ra3=self.manifest_record())
         return [_row(it, i, e, done.get(i)) for i, e in enumerate(ctx.examples)]
