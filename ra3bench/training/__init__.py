@@ -11,6 +11,11 @@
   :func:`sample_sequences`, which gives token ids (:class:`Row`); a loss takes its log-probabilities
   from the training model. In a run, ``ctx.sample_sequences`` samples with the run's engine
   (``generation.engine``: hf, or a colocated vLLM given the current weights first).
+
+For a trainer's own tests and experiments: :func:`load_train_config` (a trainer's whole config from
+its name, a YAML file and overrides, as ``ra3bench train`` loads it, to build a :class:`TrainContext`
+around a model of one's own) and :func:`tiny_model` / :func:`tiny_tokenizer` (a 2-layer Llama from a
+config, its byte-level BPE trained on a few lines of Python or on a corpus of one's own).
 """
 
 from ra3bench.backends.hf import auto_style, eos_ids, generated_span, render_prompt, sample_sequences
@@ -29,7 +34,9 @@ from ra3bench.training.base import (
     TrainingExample,
 )
 from ra3bench.training.context import TrainContext
+from ra3bench.tiny import tiny_model, tiny_tokenizer
 from ra3bench.training.data import tokenize_example
+from ra3bench.training.runner import load_train_config
 
 __all__ = [
     "TRAINERS",
@@ -51,7 +58,10 @@ __all__ = [
     "eos_ids",
     "extract_program",
     "generated_span",
+    "load_train_config",
     "render_prompt",
     "sample_sequences",
+    "tiny_model",
+    "tiny_tokenizer",
     "tokenize_example",
 ]

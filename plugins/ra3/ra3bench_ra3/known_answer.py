@@ -96,7 +96,7 @@ def _others(kind: str) -> list[str]:
 
 def tokenizer_for_task() -> Any:
     """A byte-level BPE tokenizer trained on this task's text (names, plans and operators get tokens)."""
-    from ra3bench.tiny import tiny_tokenizer
+    from ra3bench.training import tiny_tokenizer
 
     rng = random.Random(0)
     corpus = [PROMPT, *prior_snippets(400, PriorCorpus(comment_rate=0.5), rng)]
@@ -107,7 +107,7 @@ def pretrain_prior(
     seed: int = 0, steps: int = 2000, corpus: PriorCorpus = PriorCorpus(), batch_size: int = 32, lr: float = 3e-3
 ) -> tuple[Any, Any]:
     """(prior, tokenizer): a 2-layer Llama trained from scratch on the prior corpus (NTP, code tokens)."""
-    from ra3bench.tiny import tiny_model
+    from ra3bench.training import tiny_model
 
     tokenizer = tokenizer_for_task()
     model, _ = tiny_model(seed=seed, tokenizer=tokenizer, hidden_size=64, layers=2)
