@@ -22,7 +22,7 @@ import torch  # noqa: E402
 from ra3bench_ntp import NTPConfig, ntp_steps  # noqa: E402
 from ra3bench_ra3 import RA3Config, RA3Trainer  # noqa: E402
 from ra3bench_ra3.annotate import Comment, insert, line_spans, strip  # noqa: E402
-from ra3bench_ra3.estep import Scored, advantages, estep, latent_terms, rewards  # noqa: E402
+from ra3bench_ra3.estep import Scored, advantages, crosstalk, estep, group_ends, group_rewards, latent_terms, rewards  # noqa: E402
 from ra3bench_ra3.rollout import Policy, Rollout, Snippet, sample  # noqa: E402
 from ra3bench_ra3.scoring import Encoder, decision_logprobs, line_scores, logits_at, token_logprobs  # noqa: E402
 
@@ -271,6 +271,32 @@ def test_rewards_per_horizon_and_norm():
     assert adv == [[-1.0, 0.0], [1.0, 0.0], [0.0, -2.0], [0.0, 2.0]]
     adv = advantages([[1.0, 2.0], [3.0, 2.0]], group=2, normalize=True)
     assert adv[0][0] == pytest.approx(-1 / 2**0.5, rel=1e-4) and adv[0][1] == 0.0
+
+
+def test_the_group_horizon_scores_every_rollout_of_a_group_over_the_same_lines_and_crosstalk_sees_the_rest():
+    """until_next_think: an act's horizon ends at the rollout's own next think, so two rollouts that both
+    acted at a boundary are compared over different lines; until_group_think ends it where any of them
+    thinks. The cross-talk statistic is the |advantage| where the whole group acted."""
+    snippet = Snippet("", "a = 1\nb = 2\nc = 3\n")
+    thinker = Rollout(snippet, thinks=[False, True, False], widths=[0, 0, 0], malformed=[False])
+    actor = Rollout(snippet, thinks=[False, False, False], widths=[0, 0, 0])
+    easy = Scored(seg_lp=[-1.0, -1.0, -1.0], seg_n=[1, 1, 1], lp=-3.0, n=3)
+    hard_tail = Scored(seg_lp=[-1.0, -1.0, -7.0], seg_n=[1, 1, 1], lp=-9.0, n=3)  # the same first line
+    assert group_ends([thinker, actor]) == [1, 3, 3]
+    own = RA3Config(penalty_c=0.0, group_size=2)
+    shared = RA3Config(penalty_c=0.0, group_size=2, reward_horizon="until_group_think")
+    # boundary 0: both acted, on the same first line; until_next_think scores the thinker on line 0 only and
+    # the actor on all three lines (its hard tail): a difference that boundary 0's decision did not make
+    per = [p for p, _ in group_rewards([thinker, actor], [easy, hard_tail], own)]
+    assert per[0][0] == -1.0 and per[1][0] == pytest.approx(-3.0)
+    per = [p for p, _ in group_rewards([thinker, actor], [easy, hard_tail], shared)]
+    assert per[0][0] == per[1][0] == -1.0
+    adv = advantages(per, 2, False)
+    assert adv[0][0] == adv[1][0] == 0.0  # the decision that made no difference gets no advantage
+    # boundary 2 (both acted) still differs: the thinker's comment at 1 made line 2 likelier (an earlier
+    # comment's effect, in every horizon); the span part is gone
+    own_adv = advantages([p for p, _ in group_rewards([thinker, actor], [easy, hard_tail], own)], 2, False)
+    assert 0 < crosstalk([thinker, actor], adv, 2) < crosstalk([thinker, actor], own_adv, 2)
 
 
 def test_the_kl_to_the_initial_policy_starts_at_zero_and_grows():

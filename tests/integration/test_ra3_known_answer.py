@@ -24,15 +24,14 @@ from ra3bench_ra3.known_answer import (
     plan_gain,
     pretrain_prior,
     run_estep,
-    task_snippets,
+    task_split,
 )
 
 from ra3bench.config import load_config
 from ra3bench.training import TrainContext, TrainingExample
 from ra3bench.training.runner import config_schema
 
-TRAIN = task_snippets(range(1, 7))
-HELD_OUT = task_snippets(range(7, 10))
+TRAIN, HELD_OUT = task_split(0)
 LEARN = dict(estep_lr=1e-3, estep_steps=40, estep_batch_size=8, group_size=4, max_latent_tokens=6)
 
 

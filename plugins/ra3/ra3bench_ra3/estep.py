@@ -13,7 +13,8 @@ pi is the model at the E-step's start, frozen; q starts as its copy. Only latent
 gradient: the decision at each boundary and the comment's tokens after ``#``; the expert's code
 is teacher-forced. The horizon (``reward_horizon``): ``next_line`` the code up to the next
 boundary, ``until_next_think`` up to the next <think> (a comment's intent lasts until the next
-one), ``return_to_go`` all that follows.
+one), ``until_group_think`` up to the next boundary where any rollout of the group thinks (the
+same lines for every rollout it is compared with), ``return_to_go`` all that follows.
 """
 
 from __future__ import annotations
@@ -81,8 +82,16 @@ def segment_of_lines(snippet: Snippet) -> list[int]:
     return owner
 
 
-def rewards(r: Rollout, s: Scored, cfg: RA3Config) -> tuple[list[float], float]:
-    """(R_j per boundary over its horizon, the whole rollout's reward)."""
+def group_ends(group: list[Rollout]) -> list[int]:
+    """For ``until_group_think``: per boundary j, the first boundary after j where any rollout of the group
+    thinks (or the end), so that every rollout's R_j covers the same lines."""
+    n = len(group[0].snippet.bounds)
+    return [next((u for u in range(j + 1, n) if any(r.thinks[u] for r in group)), n) for j in range(n)]
+
+
+def rewards(r: Rollout, s: Scored, cfg: RA3Config, ends: list[int] | None = None) -> tuple[list[float], float]:
+    """(R_j per boundary over its horizon, the whole rollout's reward). ``ends``: the group's shared horizon
+    ends (:func:`group_ends`), needed by ``until_group_think``."""
     malformed = iter(r.malformed)
     cost = [-(cfg.penalty_c + cfg.format_reward_weight * next(malformed)) if t else 0.0 for t in r.thinks]
 
@@ -97,10 +106,24 @@ def rewards(r: Rollout, s: Scored, cfg: RA3Config) -> tuple[list[float], float]:
             last = j + 1
         elif cfg.reward_horizon == "return_to_go":
             last = end
+        elif cfg.reward_horizon == "until_group_think":
+            if ends is None:
+                raise ValueError("until_group_think needs the group's horizon ends (group_ends)")
+            last = ends[j]
         else:  # until_next_think
             last = next((u for u in range(j + 1, end) if r.thinks[u]), end)
         per.append(value(range(j, last)))
     return per, _norm(s.lp, s.n, cfg) + sum(cost)
+
+
+def group_rewards(rollouts: list[Rollout], scored: list[Scored], cfg: RA3Config) -> list[tuple[list[float], float]]:
+    """:func:`rewards` of every rollout, groups of ``group_size`` in order (they share a snippet)."""
+    out = []
+    for first in range(0, len(rollouts), cfg.group_size):
+        group = rollouts[first : first + cfg.group_size]
+        ends = group_ends(group) if cfg.reward_horizon == "until_group_think" else None
+        out += [rewards(r, s, cfg, ends) for r, s in zip(group, scored[first : first + cfg.group_size], strict=True)]
+    return out
 
 
 def _norm(lp: float, n: int, cfg: RA3Config) -> float:
@@ -124,9 +147,10 @@ def crosstalk(rollouts: list[Rollout], adv: list[list[float]], group: int) -> fl
     decisions: 0 when a decision's return depends on that decision alone.
 
     Where the whole group acted, the decision made no difference between its rollouts, so any advantage
-    there comes from other decisions (with ``until_next_think``, a later think that shortens this act's
-    horizon in some rollouts; with ``return_to_go``, every later decision): noise in its gradient,
-    which docs/ra3.md measures per horizon."""
+    there comes from other decisions: an earlier comment that made these lines likelier (in every
+    horizon), and with ``until_next_think`` a later think that ends this act's horizon sooner in some
+    rollouts (other lines, other difficulty), with ``return_to_go`` every later decision. Noise in its
+    gradient, which docs/ra3.md measures per horizon."""
     unanimous, everything = [], []
     for first in range(0, len(rollouts), group):
         members = rollouts[first : first + group]
@@ -234,7 +258,7 @@ def estep(
         rollouts = [Rollout(pool[i]) for i in picks for _ in range(cfg.group_size)]
         tokens += sample(q, rollouts, policy)
         encs, scored = score(pi, rollouts, policy)
-        per, totals = zip(*(rewards(r, s, cfg) for r, s in zip(rollouts, scored, strict=True)), strict=True)
+        per, totals = zip(*group_rewards(rollouts, scored, cfg), strict=True)
         adv = advantages(list(per), cfg.group_size, cfg.normalize_advantage)
         items = [(e, latent_terms(r, e), a) for r, e, a in zip(rollouts, encs, adv, strict=True)]
         optimizer.zero_grad(set_to_none=True)

@@ -90,6 +90,19 @@ def task_snippets(digits: range | list[int] = range(1, 10)) -> list[Snippet]:
     return [Snippet(PROMPT, code(name, kind, d)) for name, kind in KIND_OF.items() for d in digits]
 
 
+def task_split(seed: int = 0, held_out_per_name: int = 3) -> tuple[list[Snippet], list[Snippet]]:
+    """(train, held out): per name, ``held_out_per_name`` of its nine digits held out (drawn by ``seed``), so
+    that held-out snippets are new pairs from the training distribution (every name, every digit is seen)."""
+    rng = random.Random(seed)
+    train, held = [], []
+    for name, kind in KIND_OF.items():
+        digits = list(range(1, 10))
+        rng.shuffle(digits)
+        held += [Snippet(PROMPT, code(name, kind, d)) for d in sorted(digits[:held_out_per_name])]
+        train += [Snippet(PROMPT, code(name, kind, d)) for d in sorted(digits[held_out_per_name:])]
+    return train, held
+
+
 def _others(kind: str) -> list[str]:
     return [k for k in KINDS if k != kind]
 
@@ -180,6 +193,24 @@ def plan_gain(pi: Any, tokenizer: Any, snippets: list[Snippet], cfg: RA3Config) 
 
 def _kind_of(snippet: Snippet) -> str:
     return KIND_OF[snippet.lines[0].split()[1].split("(")[0]]
+
+
+def marginal_lp(model: Any, tokenizer: Any, snippets: list[Snippet]) -> float:
+    """log p(code) per code token, marginal over the model's own comment at the body line: exact over "no
+    comment" and the K plans (log-sum-exp of each annotated sequence's whole log-likelihood, its comment's
+    tokens and the act decisions elsewhere included), so a lower bound on the full marginal. The same
+    number for any model, with latents or not: a model that rarely comments is scored on its bare code."""
+    from ra3bench_ra3.scoring import Encoder, token_logprobs
+
+    encoder, totals, tokens = Encoder(tokenizer), 0.0, 0
+    for s in snippets:
+        texts = [with_plan(s, plan).annotated for plan in [None, *KINDS]]
+        encs = [encoder(s.prompt, text) for text in texts]
+        lps = token_logprobs(model, [e.ids for e in encs], tokenizer.pad_token_id)
+        joint = torch.stack([lp[e.n_prompt - 1 :].sum() for lp, e in zip(lps, encs, strict=True)])
+        totals += float(torch.logsumexp(joint, 0))
+        tokens += len(encs[0].ids) - encs[0].n_prompt  # the bare code's tokens and EOS
+    return totals / tokens
 
 
 @dataclass
