@@ -22,6 +22,7 @@ from ra3bench.backends.hf import auto_style, eos_ids, generated_span, render_pro
 from ra3bench.backends.hf_batching import Row
 from ra3bench.extract import extract_program
 from ra3bench.prompts import Prompt, PromptStyle, build_prompt, cut_at_stop
+from ra3bench.tiny import tiny_model, tiny_tokenizer
 from ra3bench.training.base import (
     TRAINERS,
     DataConfig,
@@ -34,7 +35,6 @@ from ra3bench.training.base import (
     TrainingExample,
 )
 from ra3bench.training.context import TrainContext
-from ra3bench.tiny import tiny_model, tiny_tokenizer
 from ra3bench.training.data import tokenize_example
 from ra3bench.training.runner import load_train_config
 
