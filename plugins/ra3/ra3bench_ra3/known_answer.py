@@ -55,7 +55,8 @@ NAMES = {  # three names per kind
 }
 KIND_OF = {name: kind for kind, names in NAMES.items() for name in names}
 INFORMATIVE = 1  # the body line's boundary (boundaries: def 0, body 1, return 2)
-_PLAN = re.compile(r"^\s*plan:\s*(\w+)\s*$")
+_PLAN = re.compile(r"^\s*plan:\s*(add|sub|mul|div)")  # the kind a plan names first; what follows is format
+_CLEAN = re.compile(r"^\s*plan:\s*(add|sub|mul|div)\s*$")
 
 
 @dataclass(frozen=True)
@@ -147,9 +148,15 @@ def pretrain_prior(
 
 
 def plan_kind(comment_text: str) -> str | None:
-    """The kind a comment line names (``# plan: mul`` -> ``mul``), None if it names none."""
+    """The kind a comment line names first after ``plan:`` (``# plan: mul`` and ``# plan: mulx):`` -> ``mul``:
+    pi reads the kind's token, trailing text is format), None if it names none."""
     match = _PLAN.match(comment_text.strip().lstrip("#"))
-    return match.group(1) if match and match.group(1) in KINDS else None
+    return match.group(1) if match else None
+
+
+def is_clean(comment_text: str) -> bool:
+    """Exactly ``# plan: <kind>``, as the prior's corpus writes plans."""
+    return _CLEAN.match(comment_text.strip().lstrip("#")) is not None
 
 
 def with_plan(snippet: Snippet, plan: str | None) -> Rollout:
@@ -220,6 +227,7 @@ class Measured:
     think_informative: float  # share of body-line boundaries that got a comment
     think_other: float  # share of the other boundaries where q had a choice that got one
     plan_accuracy: float  # share of body-line comments naming the snippet's kind (nan: none written)
+    clean_rate: float  # share of body-line comments written exactly as the prior's plans (nan: none)
     p_think_informative: float  # mean q(<think>) at the body line where q decided it
     comments: list[str] = field(default_factory=list)  # the body-line comments written
 
@@ -233,7 +241,7 @@ def measure(
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         sample(q, rollouts, policy)
-    informative, other, right, probs, written = 0, 0, 0, [], []
+    informative, other, right, clean, probs, written = 0, 0, 0, 0, [], []
     decided_other = 0
     for r in rollouts:
         for j, (think, width) in enumerate(zip(r.thinks, r.widths, strict=False)):
@@ -250,11 +258,13 @@ def measure(
             if c.line == r.snippet.bounds[INFORMATIVE]:
                 written.append(c.text.strip())
                 right += plan_kind(c.text) == _kind_of(r.snippet)
+                clean += is_clean(c.text)
     n_inf = sum(1 for r in rollouts if len(r.widths) > INFORMATIVE and r.widths[INFORMATIVE] is not None)
     return Measured(
         think_informative=informative / max(1, n_inf),
         think_other=other / max(1, decided_other),
         plan_accuracy=right / len(written) if written else float("nan"),
+        clean_rate=clean / len(written) if written else float("nan"),
         p_think_informative=sum(probs) / len(probs) if probs else float("nan"),
         comments=written,
     )
