@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from ra3bench import __version__
-from ra3bench.cli import compare, data, evaluate, models, plan, plugins, report, run, sandbox, suites, train
+from ra3bench.cli import audit, compare, data, evaluate, models, plan, plugins, report, run, sandbox, suites, train
 from ra3bench.errors import Ra3benchError
 
-SUBCOMMANDS = (run, evaluate, train, compare, report, plan, suites, data, models, plugins, sandbox)
+SUBCOMMANDS = (run, evaluate, train, compare, report, plan, suites, data, models, plugins, sandbox, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:
