@@ -263,7 +263,7 @@ def test_rewards_per_horizon_and_norm():
     c, w = 0.5, 0.25
     per, total = rewards(r, scored, RA3Config(penalty_c=c, format_reward_weight=w, reward_horizon="next_line"))
     assert per == [-2.0 - c, -2.0, -2.0 - c - w] and total == -2.0 - 2 * c - w
-    per, _ = rewards(r, scored, RA3Config(penalty_c=c, format_reward_weight=w))  # until_next_think, mean/token
+    per, _ = rewards(r, scored, RA3Config(penalty_c=c, format_reward_weight=w, reward_horizon="until_next_think"))
     assert per == [-6.0 / 3 - c, -6.0 / 3, -2.0 - c - w]
     per, total = rewards(r, scored, RA3Config(penalty_c=c, reward_horizon="return_to_go", reward_norm="sum"))
     assert per == [-12.0 - 2 * c, -10.0 - c, -6.0 - c] and total == -12.0 - 2 * c
@@ -283,7 +283,7 @@ def test_the_group_horizon_scores_every_rollout_of_a_group_over_the_same_lines_a
     easy = Scored(seg_lp=[-1.0, -1.0, -1.0], seg_n=[1, 1, 1], lp=-3.0, n=3)
     hard_tail = Scored(seg_lp=[-1.0, -1.0, -7.0], seg_n=[1, 1, 1], lp=-9.0, n=3)  # the same first line
     assert group_ends([thinker, actor]) == [1, 3, 3]
-    own = RA3Config(penalty_c=0.0, group_size=2)
+    own = RA3Config(penalty_c=0.0, group_size=2, reward_horizon="until_next_think")
     shared = RA3Config(penalty_c=0.0, group_size=2, reward_horizon="until_group_think")
     # boundary 0: both acted, on the same first line; until_next_think scores the thinker on line 0 only and
     # the actor on all three lines (its hard tail): a difference that boundary 0's decision did not make

@@ -27,8 +27,8 @@ class RA3Config:
     estep_lr: float = 1e-5
     estep_batch_size: int = 4  # snippets per E-step step
     group_size: int = 4  # (choice) rollouts per snippet (G), the group baseline's sample
-    reward_horizon: Literal["until_next_think", "until_group_think", "next_line", "return_to_go"] = (
-        "until_next_think"  # (choice) docs/ra3.md "Which horizon"
+    reward_horizon: Literal["until_group_think", "until_next_think", "next_line", "return_to_go"] = (
+        "until_group_think"  # (choice) docs/ra3.md "Which horizon": measured, until_next_think's acts were noisier
     )
     reward_norm: Literal["mean_per_token", "sum"] = "mean_per_token"  # (choice) of the code lines' log-likelihood
     format_reward_weight: float = 0.0  # (choice) minus this per malformed comment

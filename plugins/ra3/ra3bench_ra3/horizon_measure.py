@@ -10,7 +10,9 @@ from the *same* rollouts and scores, so the horizons differ only in what they su
   in other rollouts of its group (what the issue asks about ``until_next_think``);
 * ``crosstalk``: mean |A| where the whole group acted / mean |A| of all decisions (the E-step logs
   it per step as ``estep_act_crosstalk``);
-* ``mixed_abs_adv``: mean |A| where the group's decisions differed: the signal the E-step learns from.
+* ``mixed_abs_adv``: mean |A| where the group's decisions differed: the signal the E-step learns from;
+* ``unanimous_abs_adv`` and ``noise_to_signal``: mean |A| where the whole group acted (noise), and its
+  ratio to the signal.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ def measure_horizons(model: Any, tokenizer: Any, snippets: list[Snippet], cfg: R
             "span_differs": _span_differs(rollouts, c),
             "crosstalk": crosstalk(rollouts, adv, c.group_size),
             "mixed_abs_adv": _mixed_abs_adv(rollouts, adv, c.group_size),
+            "unanimous_abs_adv": _mixed_abs_adv(rollouts, adv, c.group_size, unanimous=True),
         }
+        out[horizon]["noise_to_signal"] = out[horizon]["unanimous_abs_adv"] / max(1e-12, out[horizon]["mixed_abs_adv"])
     return out
 
 
@@ -76,13 +80,15 @@ def _end(r: Rollout, j: int, n: int, cfg: RA3Config, shared: list[int]) -> int:
     return next((u for u in range(j + 1, n) if r.thinks[u]), n)
 
 
-def _mixed_abs_adv(rollouts: list[Rollout], adv: list[list[float]], group: int) -> float:
+def _mixed_abs_adv(rollouts: list[Rollout], adv: list[list[float]], group: int, unanimous: bool = False) -> float:
+    """Mean |A| where the group's decisions differed (the signal), or with ``unanimous`` where all acted."""
     values = []
     for first in range(0, len(rollouts), group):
         members = rollouts[first : first + group]
         for j in range(len(members[0].snippet.bounds)):
             if any(r.widths[j] is None for r in members):
                 continue
-            if len({r.thinks[j] for r in members}) > 1:
+            decided = {r.thinks[j] for r in members}
+            if (decided == {False}) if unanimous else len(decided) > 1:
                 values += [abs(adv[first + g][j]) for g in range(len(members))]
     return sum(values) / len(values) if values else 0.0

@@ -42,7 +42,7 @@ import torch
 
 from ra3bench_ra3.annotate import Comment, comment_line
 from ra3bench_ra3.config import RA3Config
-from ra3bench_ra3.estep import estep, rewards, score
+from ra3bench_ra3.estep import estep, group_ends, rewards, score
 from ra3bench_ra3.rollout import Policy, Rollout, Snippet, sample
 
 PROMPT = '"""Apply the rule."""\n'
@@ -188,7 +188,11 @@ def plan_gain(pi: Any, tokenizer: Any, snippets: list[Snippet], cfg: RA3Config) 
     plans: list[str | None] = [None, *KINDS]
     rollouts = [with_plan(s, p) for s in snippets for p in plans]
     _, scored = score(pi, rollouts, policy)
-    body = [rewards(r, s, free)[0][INFORMATIVE] for r, s in zip(rollouts, scored, strict=True)]
+    body = []
+    for first in range(0, len(rollouts), len(plans)):  # a snippet's variants: one group (group_ends)
+        group = rollouts[first : first + len(plans)]
+        ends = group_ends(group)
+        body += [rewards(r, s, free, ends)[0][INFORMATIVE] for r, s in zip(group, scored[first:], strict=False)]
     right, wrong = [], []
     for i, s in enumerate(snippets):
         row = dict(zip(plans, body[i * len(plans) : (i + 1) * len(plans)], strict=True))
