@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    started = time.perf_counter()
+    started, commit = time.perf_counter(), _commit()  # the code that runs: the commit at the start
     out = (args.out / "results.jsonl").open("w")
 
     def emit(row: dict) -> None:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": seeds, "costs": costs, "horizons": horizons, "mstep_steps": msteps,
         "estep": LEARN, "mstep": MSTEP, "prior_corpus": asdict(PriorCorpus()),
         "train_snippets": len(train), "held_out_snippets": len(held),
-        "versions": _versions(), "commit": _commit(), "machine": f"{platform.processor() or platform.machine()}",
+        "versions": _versions(), "commit": commit, "machine": f"{platform.processor() or platform.machine()}",
         "torch_threads": 1, "wall_time_s": time.perf_counter() - started,
     }  # fmt: skip
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -97,14 +97,17 @@ def _mstep(rows: list[dict], out: Path) -> Path | None:
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    series = {("ra3", "own_latents_lp"): "RA3, its own comments", ("ntp", "no_latents_lp"): "NTP, no comments",
-              ("ntp", "own_latents_lp"): "NTP, its own comments"}  # fmt: skip
-    for n, ((method, field), label) in enumerate(series.items()):
-        steps = sorted({r["steps"] for r in points if r["method"] == method})
+    series = {  # (method, field): (label, line style)
+        ("ra3", "marginal_lp"): ("RA3, log p(code) over its own plans", "-"),
+        ("ntp", "marginal_lp"): ("NTP, log p(code) over its own plans", "-"),
+        ("ra3", "own_latents_lp"): ("RA3, code given its sampled comments", "--"),
+    }
+    for n, ((method, field), (label, style)) in enumerate(series.items()):
+        steps = sorted({r["steps"] for r in points if r["method"] == method and field in r})
         values = [mean(r[field] for r in points if r["method"] == method and r["steps"] == s) for s in steps]
-        ax.plot(steps, values, marker="o", color=f"C{n}", label=f"{label} (seed mean)")
+        ax.plot(steps, values, style, marker="o", color=f"C{n}", label=f"{label} (seed mean)")
         for r in points:
-            if r["method"] == method:
+            if r["method"] == method and field in r:
                 ax.scatter([r["steps"]], [r[field]], color=f"C{n}", s=8, alpha=0.4)
     ax.set_xlabel("M-step optimizer steps (same data, same settings)")
     ax.set_ylabel("held-out code log-likelihood per token")
