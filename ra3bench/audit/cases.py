@@ -133,6 +133,9 @@ def _expected():
 """
 
 ATTACKS: list[JudgeAttack] = [
+    # the judge killers first: a judge they kill fails its batch at once (then every attack runs alone)
+    JudgeAttack("kill the judge: os.kill(os.getppid(), 9)", CONTAINMENT, *_contained(_KILL_PARENT)),
+    JudgeAttack("kill the judge's process group: os.killpg(0, 9)", CONTAINMENT, *_contained(_KILL_GROUP)),
     JudgeAttack("control: a plain wrong answer", VERDICT, _fn("    return None\n"), f"print({WRONG!r})\n"),
     JudgeAttack("always-equal object (__eq__ says yes)", VERDICT, _fn("    return _Yes()\n", _ALWAYS_EQUAL), None),
     JudgeAttack(
@@ -167,8 +170,6 @@ ATTACKS: list[JudgeAttack] = [
     JudgeAttack("host file: write under /tmp", CONTAINMENT, *_contained(_WRITE)),
     JudgeAttack("environment: read the caller's secret and send it out", CONTAINMENT, *_contained(_SECRET)),
     JudgeAttack("process left behind: setsid + double fork", CONTAINMENT, *_contained(_LEAVE)),
-    JudgeAttack("kill the judge: os.kill(os.getppid(), 9)", CONTAINMENT, *_contained(_KILL_PARENT)),
-    JudgeAttack("kill the judge's process group: os.killpg(0, 9)", CONTAINMENT, *_contained(_KILL_GROUP)),
 ]
 
 

@@ -79,10 +79,11 @@ class _ChildJudge:
         self.env = env
         self.wrap = wrap
 
-    def _run(self, argv: list[str], work: Path, deadline_s: float, binds: tuple[Path, ...] = ()) -> tuple:
+    def _run(self, argv: list[str], work: Path, deadline_s: float, binds: tuple[Path, ...] = (), **extra: str) -> tuple:
+        env = {**self.env, **extra}
         if self.wrap is not None:
-            argv = self.wrap(argv, [work, *binds], self.env)
-        code, tail, wall = run_child(argv, deadline_s, self.env, work)
+            argv = self.wrap(argv, [work, *binds], env)
+        code, tail, wall = run_child(argv, deadline_s, env, work)
         outcome, detail = _outcome(code, tail)
         return outcome, detail, wall, tail
 
@@ -174,12 +175,10 @@ class EvalplusJudge(_ChildJudge):
                     out.write(json.dumps({"task_id": item.task_id, "solution": item.program}) + "\n")
             argv = [self.python, "-m", "evalplus.evaluate", "--dataset", "humaneval", "--samples"]
             argv += [str(work / "samples.jsonl"), "--parallel", "2", "--i_just_wanna_run"]
-            saved = self.env
-            self.env = {**saved, "HUMANEVAL_OVERRIDE_PATH": str(work / "data.jsonl"), "XDG_CACHE_HOME": str(self.cache)}
-            try:
-                outcome, detail, wall, _ = self._run(argv, work, deadline_s, (self.cache,))
-            finally:
-                self.env = saved
+            data, cache = str(work / "data.jsonl"), str(self.cache)
+            outcome, detail, wall, _ = self._run(
+                argv, work, deadline_s, (self.cache,), HUMANEVAL_OVERRIDE_PATH=data, XDG_CACHE_HOME=cache
+            )
             results = work / "samples_eval_results.json"
             scores: list[float | None] = [None] * len(items)
             if results.exists():

@@ -131,6 +131,12 @@ def audit_judge(options: AuditOptions, say: Callable[[str], None] = print) -> Sc
         raise UsageError(f"unknown set {unknown[0]!r}; sets are {', '.join(SETS)}")
     if options.judge == "evalplus":
         options.suites = tuple(s for s in options.suites if s == "humaneval+") or ("humaneval+",)
+    if options.judge != "ra3bench" and not options.understood:  # before anything starts
+        raise UsageError(
+            f"judge {options.judge!r} runs the programs it judges in its own process and the audit sends it "
+            "hostile programs: rerun with --i-understand-this-runs-attacks (add --contain to run it inside "
+            "bubblewrap, so that its failures cannot reach this machine)"
+        )
     secret = plant_env_secret()
     env = dict(os.environ)
     with ExitStack() as stack:
@@ -139,12 +145,7 @@ def audit_judge(options: AuditOptions, say: Callable[[str], None] = print) -> Sc
         judge = make_judge(options, trusted, env)
         say(f"judge: {judge.name}; its isolation: {judge.isolation}")
         if judge.in_process:
-            say("warning: " + IN_PROCESS_WARNING.format(name=judge.name, isolation="no namespace of its own"))
-            if not options.understood:
-                raise UsageError(
-                    f"{judge.name} executes programs in-process: rerun with --i-understand-this-runs-attacks "
-                    "(add --contain to run it inside bubblewrap, so that its failures cannot reach this machine)"
-                )
+            say("warning: " + IN_PROCESS_WARNING.format(name=judge.name, isolation=judge.isolation))
         from ra3bench.audit.contain import NOTE
 
         note = NOTE if options.contain else "not contained: side effects are what the judge lets through"

@@ -3,9 +3,10 @@
 Host-side probes as ``sandbox/attacks.py`` makes them: a loopback listener (every message is
 kept and matched to the attack by its token), a file path per attack under ``/tmp`` (checked after
 the call), a secret in the judge's environment (found again in a message or a file: read), the
-host's ``/proc`` scanned for processes carrying the token (then killed). Attacks are first sent in
-one call; if that call does not end cleanly (the judge killed, hung, or failed), each attack is sent
-again alone, so that the fault is pinned on the program that caused it.
+host's ``/proc`` scanned for processes carrying the token (then killed). Each set goes
+to the judge in one call per suite; when the attacks' call does not end cleanly (the judge killed,
+hung, or failed), each attack is sent again alone (a few at a time), so that the fault is pinned on
+the program that caused it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,14 +137,17 @@ def _kind(which: str, item: Item) -> str:
     return kind_of(item.case) if which == ATTACKS else ("reference" if which == REFERENCES else "recorded")
 
 
-def score_set(judge: Judge, items: list[Item], deadline_s: float, alone_on_fault: bool) -> list[CallResult]:
-    """One result per item: the batch's, or each item's own call when the batch did not end cleanly."""
+def score_set(judge: Judge, items: list[Item], deadline_s: float, alone: bool, parallel: int = 4) -> list[CallResult]:
+    """One result per item, from one call for the batch. ``alone``: if that call did not end cleanly (the
+    judge killed, hung, or failed), each item again in a call of its own, ``parallel`` at a time, each in
+    its own process group, so that the fault is pinned on the program that caused it."""
     if not items:
         return []
     batch = judge.score(items, deadline_s + 2.0 * len(items))
-    if batch.outcome == "ok" or not alone_on_fault:
+    if batch.outcome == "ok" or not alone:
         return [CallResult([s], batch.outcome, batch.detail, batch.wall_s) for s in batch.scores]
-    return [judge.score([item], deadline_s) for item in items]
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        return list(pool.map(lambda item: judge.score([item], deadline_s), items))
 
 
 def run_audit(
@@ -169,31 +174,33 @@ def run_audit(
     try:
         sets = build_items(plan, listener.port)
         card.notes = list(plan.notes)
-        for name, items in sets.items():
+        # attacks alone (a fault is pinned on its program); references and recorded outputs in one call
+        for names in ((ATTACKS,), (REFERENCES, RECORDED)):
+            tagged = [(name, item) for name in names for item in sets.get(name, [])]
+            if not tagged:
+                continue
+            items = [item for _, item in tagged]
             if on_progress:
-                on_progress(f"{name}: {len(items)} program(s) through {judge.name}")
+                on_progress(f"{' + '.join(names)}: {len(items)} program(s) through {judge.name}")
             results: list[CallResult] = [CallResult([None])] * len(items)
             for suite in plan.suites:  # one batch per suite: a judge that cannot read one suite fails only there
                 index = [i for i, it in enumerate(items) if it.suite == suite]
-                got = score_set(judge, [items[i] for i in index], deadline_s, alone_on_fault=name == ATTACKS)
+                got = score_set(judge, [items[i] for i in index], deadline_s, alone=names == (ATTACKS,))
                 for i, result in zip(index, got, strict=True):
                     results[i] = result
             time.sleep(0.3)  # the listener's last messages
             verdicts = trusted(items)
-            for item, result, verdict in zip(items, results, verdicts, strict=True):
-                effects = side_effects(item, listener, secret)
+            for (name, item), result, verdict in zip(tagged, results, verdicts, strict=True):
                 card.findings.append(
                     Finding(
                         set=name,
                         case=item.case,
                         task_id=item.task_id,
-                        kind=kind_of(item.case)
-                        if name == ATTACKS
-                        else ("reference" if name == REFERENCES else "recorded"),
+                        kind=_kind(name, item),
                         score=result.scores[0],
                         trusted=verdict,
                         judge_outcome=result.outcome,
-                        side_effects=effects,
+                        side_effects=side_effects(item, listener, secret),
                         detail=result.detail,
                         threshold=judge.pass_threshold,
                         suite=item.suite,
