@@ -23,6 +23,7 @@ from ra3bench_ntp import NTPConfig, ntp_steps  # noqa: E402
 from ra3bench_ra3 import RA3Config, RA3Trainer  # noqa: E402
 from ra3bench_ra3.annotate import Comment, insert, line_spans, strip  # noqa: E402
 from ra3bench_ra3.estep import Scored, advantages, crosstalk, estep, group_ends, group_rewards, latent_terms, rewards  # noqa: E402
+from ra3bench_ra3.known_answer_experiment import NoEvaluation  # noqa: E402
 from ra3bench_ra3.rollout import Policy, Rollout, Snippet, sample  # noqa: E402
 from ra3bench_ra3.scoring import Encoder, decision_logprobs, line_scores, logits_at, token_logprobs  # noqa: E402
 
@@ -59,19 +60,6 @@ def private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("RA3BENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "ra3-cache"))
 
 
-class NoEval:
-    """An evaluation schedule that is never due (these tests measure training only)."""
-
-    def __init__(self, total_steps: int) -> None:
-        self.total_steps = total_steps
-
-    def due(self, step: int) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
-
-
 def context(run_dir: Path, overrides: list[str], examples: list[TrainingExample], resume: bool = False) -> TrainContext:
     config = load_config(config_schema(RA3Config), None, ["data.max_length=256", *overrides])
     model, tokenizer = tiny_model(seed=0)
@@ -82,7 +70,7 @@ def context(run_dir: Path, overrides: list[str], examples: list[TrainingExample]
         model=model,
         tokenizer=tokenizer,
         examples=examples,
-        schedule=NoEval(config.trainer.steps),  # type: ignore[arg-type]
+        schedule=NoEvaluation(config.trainer.steps),  # type: ignore[arg-type]
         manifest={},
         resume=resume,
     )

@@ -26,6 +26,7 @@ from ra3bench_ra3.known_answer import (
     run_estep,
     task_split,
 )
+from ra3bench_ra3.known_answer_experiment import NoEvaluation
 
 from ra3bench.config import load_config
 from ra3bench.training import TrainContext, TrainingExample
@@ -86,7 +87,7 @@ def test_the_trainer_logs_the_probe_before_and_after_each_e_step(prior, tmp_path
     config = load_config(config_schema(RA3Config), None, overrides)
     ctx = TrainContext(
         config=config, trainer_name="ra3", run_dir=tmp_path, model=model, tokenizer=tokenizer, examples=examples,
-        schedule=_Never(config.trainer.steps), manifest={},  # type: ignore[arg-type]
+        schedule=NoEvaluation(config.trainer.steps), manifest={},  # type: ignore[arg-type]
     )  # fmt: skip
     try:
         RA3Trainer(config.trainer).train(ctx)
@@ -104,14 +105,3 @@ def test_the_trainer_logs_the_probe_before_and_after_each_e_step(prior, tmp_path
     body = [c for r in rows for c in r["comments"] if c["line"] == INFORMATIVE]
     right = [c for r in rows for c in r["comments"] if KIND_OF[r["code"].split()[1].split("(")[0]] in c["text"]]
     assert len(body) > len(rows) / 2 and len(right) > 0.9 * len(body)  # the annotation carries the learned plans
-
-
-class _Never:
-    def __init__(self, total_steps: int) -> None:
-        self.total_steps = total_steps
-
-    def due(self, step: int) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass

@@ -197,12 +197,13 @@ def _context(folder: Path, model: Any, tokenizer: Any, train: list, cfg: RA3Conf
     _, config = load_train_config("ra3", None, overrides)
     return TrainContext(
         config=config, trainer_name="ra3", run_dir=folder, model=model, tokenizer=tokenizer,
-        examples=[_example(s, i) for i, s in enumerate(train)], schedule=_Never(cfg.steps), manifest={},
+        examples=[_example(s, i) for i, s in enumerate(train)], schedule=NoEvaluation(cfg.steps), manifest={},
     )  # fmt: skip
 
 
-class _Never:
-    """An evaluation schedule that is never due: this experiment measures likelihoods, not pass@k."""
+class NoEvaluation:
+    """An evaluation schedule that is never due: for runs that measure likelihoods, not pass@k (this
+    experiment, the RA3 tests)."""
 
     def __init__(self, total_steps: int) -> None:
         self.total_steps = total_steps
