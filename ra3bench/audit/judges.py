@@ -61,6 +61,8 @@ def _outcome(code: int | None, tail: str) -> tuple[str, str]:
         return "hung", "no answer before the deadline"
     if code < 0:
         return "killed", f"the judge's process died of signal {-code}"
+    if code in (128 + signal.SIGKILL, 128 + signal.SIGTERM):  # through a wrapper (bubblewrap) that reports it so
+        return "killed", f"the judge's process died of signal {code - 128} (exit {code})"
     if code != 0:
         last = (tail.strip().splitlines() or [""])[-1][:160]
         return "error", f"exit {code}: {last}"
