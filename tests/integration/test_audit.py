@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,15 @@ def test_contain_keeps_the_escapes_off_the_host_and_still_finds_the_false_pass(j
     assert _row(card, TRUNCATED).false_pass
     assert [f.case for f in card.findings if f.side_effects] == []
     assert "bubblewrap" in card.containment_note
+
+
+def test_verl_like_assert_mode_passes_an_early_clean_exit(judges_on_path) -> None:
+    _need("local")
+    options = AuditOptions("verl_like:compute_score", suites=("humaneval+",), sets=("attacks", "references"))
+    card = audit_judge(replace(options, sandbox="local", understood=True), say=lambda line: None)
+    assert _row(card, "exit 0 before the tests run (sys.exit at import)").false_pass
+    assert not _row(card, CONTROL).false_pass and _row(card, CONTROL).score == 0.0
+    assert all(f.judge_passed for f in card.of("references"))
 
 
 def test_an_in_process_judge_needs_consent(judges_on_path, capsys) -> None:
