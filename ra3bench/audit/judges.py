@@ -148,7 +148,7 @@ class EvalplusJudge(_ChildJudge):
         "os/shutil functions disabled by the program's own module (no namespace, no separate user)"
     )
 
-    def __init__(self, python: str, data_file: Path, env: dict[str, str], wrap=None) -> None:
+    def __init__(self, python: str, data_file: Path, cache: Path, env: dict[str, str], wrap=None) -> None:
         super().__init__(env, wrap)
         self.python, self.data_file = python, data_file
         self.name = "evalplus"
@@ -162,7 +162,7 @@ class EvalplusJudge(_ChildJudge):
             )
         self.version = probe.stdout.strip()
         self.name = f"evalplus {self.version}"
-        self.cache = Path(tempfile.mkdtemp(prefix="ra3bench-audit-evalplus-cache-"))  # its ground truth, per audit
+        self.cache = cache  # its ground truth (XDG_CACHE_HOME), computed once per audit
 
     def score(self, items: list[Item], deadline_s: float) -> CallResult:
         if any(i.suite != "humaneval+" for i in items):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ def data_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def make_judge(options: AuditOptions, trusted: Trusted, env: dict[str, str]) -> Judge:
+def make_judge(options: AuditOptions, trusted: Trusted, env: dict[str, str], stack: ExitStack) -> Judge:
     from ra3bench.audit.judges import CallableJudge, EvalplusJudge, Ra3benchJudge
 
     wrap = None
@@ -124,7 +125,8 @@ def make_judge(options: AuditOptions, trusted: Trusted, env: dict[str, str]) -> 
         data = (data_dir() or Path("-")) / "humanevalplus" / "HumanEvalPlus.jsonl.gz"
         if not data.exists():
             raise UsageError(f"judge 'evalplus' needs HumanEval+ v0.1.10 at {data} (set RA3BENCH_DATA_DIR)")
-        return EvalplusJudge(options.python or sys.executable, data, env, wrap)
+        cache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ra3bench-audit-evalplus-")))
+        return EvalplusJudge(options.python or sys.executable, data, cache, env, wrap)
     return CallableJudge(options.judge, trusted.columns, env, wrap, options.completion)
 
 
@@ -146,7 +148,7 @@ def audit_judge(options: AuditOptions, say: Callable[[str], None] = print) -> Sc
     with ExitStack() as stack:
         pool = max(options.problems, 20 if RECORDED in options.sets else 0)
         trusted = Trusted(stack, options.suites, pool, options.sandbox)
-        judge = make_judge(options, trusted, env)
+        judge = make_judge(options, trusted, env, stack)
         say(f"judge: {judge.name}; its isolation: {judge.isolation}")
         if judge.in_process:
             say("warning: " + IN_PROCESS_WARNING.format(name=judge.name, isolation=judge.isolation))
