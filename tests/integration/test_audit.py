@@ -100,10 +100,11 @@ def test_an_unimportable_judge_is_one_line(capsys) -> None:
     assert rc == 2 and "cannot import" in err and "Traceback" not in err
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("evalplus") is None, reason="evalplus not installed (.ci/setup installs it)"
-)
 def test_evalplus_false_passes_are_found() -> None:
+    if importlib.util.find_spec("evalplus") is None:  # CI installs it (.ci/setup): there it may not skip
+        if os.environ.get("RA3BENCH_REQUIRE_EVALPLUS") == "1":
+            pytest.fail("RA3BENCH_REQUIRE_EVALPLUS=1 but evalplus is not installed (.ci/setup installs it)")
+        pytest.skip("evalplus not installed (.ci/setup installs it)")
     _need("local")
     card = audit_judge(AuditOptions("evalplus", recorded=3, sandbox="local", understood=True), say=lambda line: None)
     assert card.judge["version"] == "0.3.1"
