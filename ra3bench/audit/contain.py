@@ -21,7 +21,16 @@ NOTE = (
     "contained in bubblewrap (no network, private PIDs, /tmp and /dev/shm, host files read-only, environment "
     "cleared): false passes are measured as before; side effects cannot reach the host, so none is expected"
 )
-KEEP_ENV = ("PATH", "HOME", "LANG", "PYTHONPATH", "HUMANEVAL_OVERRIDE_PATH", "XDG_CACHE_HOME", "RA3BENCH_DATA_DIR")
+KEEP_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "PYTHONPATH",
+    "HUMANEVAL_OVERRIDE_PATH",
+    "MBPP_OVERRIDE_PATH",
+    "XDG_CACHE_HOME",
+    "RA3BENCH_DATA_DIR",
+)
 
 
 def bwrap_wrapper():

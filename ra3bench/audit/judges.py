@@ -4,7 +4,8 @@
   signature (``completions`` and the dataset's columns in, floats out) or verl's ``compute_score``
   (``data_source, solution_str, ground_truth, extra_info``), told apart by its parameter names.
 * ``evalplus``: the installed evalplus package through its own ``evalplus.evaluate`` entry, on a
-  samples file and a data file holding only the audited problems (``HUMANEVAL_OVERRIDE_PATH``).
+  samples file and a data file holding only the audited problems (``HUMANEVAL_OVERRIDE_PATH`` or
+  ``MBPP_OVERRIDE_PATH``).
 * ``ra3bench``: ra3bench's own TRL reward (``integrations.trl.SandboxReward``), the reference row.
 
 Every call is a fresh process in its own session, killed with its whole process group at the
@@ -140,17 +141,24 @@ class Ra3benchJudge(CallableJudge):
         return {"kind": "ra3bench", "sandbox": self.sandbox}
 
 
+EVALPLUS_DATASETS = {  # suite -> (evalplus --dataset, the variable that points it at a data file)
+    "humaneval+": ("humaneval", "HUMANEVAL_OVERRIDE_PATH"),
+    "mbpp+": ("mbpp", "MBPP_OVERRIDE_PATH"),
+}
+
+
 class EvalplusJudge(_ChildJudge):
-    """evalplus's ``evaluate`` on HumanEval+; a program passes when both its base and plus status are pass."""
+    """evalplus's ``evaluate`` on HumanEval+ and MBPP+; a program passes when both its base and plus status are
+    pass."""
 
     isolation = (
         "evalplus runs each program in a multiprocessing child of its own process, with resource limits and "
         "os/shutil functions disabled by the program's own module (no namespace, no separate user)"
     )
 
-    def __init__(self, python: str, data_file: Path, cache: Path, env: dict[str, str], wrap=None) -> None:
+    def __init__(self, python: str, data_files: dict[str, Path], cache: Path, env: dict[str, str], wrap=None) -> None:
         super().__init__(env, wrap)
-        self.python, self.data_file = python, data_file
+        self.python, self.data_files = python, data_files
         self.name = "evalplus"
         probe = subprocess.run(
             [python, "-c", "import evalplus, sys; print(evalplus.__version__)"], capture_output=True, text=True
@@ -165,21 +173,32 @@ class EvalplusJudge(_ChildJudge):
         self.cache = cache  # its ground truth (XDG_CACHE_HOME), computed once per audit
 
     def score(self, items: list[Item], deadline_s: float) -> CallResult:
-        if any(i.suite != "humaneval+" for i in items):
-            raise UsageError("judge 'evalplus' is audited on humaneval+ only (--suites humaneval+)")
+        suites = list(dict.fromkeys(i.suite for i in items))
+        unknown = [s for s in suites if s not in self.data_files]
+        if unknown:
+            raise UsageError(f"judge 'evalplus' is audited on {', '.join(self.data_files)} only, not {unknown[0]}")
+        if len(suites) > 1:  # one evaluate per data set; the calls' outcomes: the first that is not ok
+            parts = [self.score([i for i in items if i.suite == s], deadline_s) for s in suites]
+            by_item = {id(i): score for s, part in zip(suites, parts, strict=True)
+                       for i, score in zip([i for i in items if i.suite == s], part.scores, strict=True)}  # fmt: skip
+            worst = next((p for p in parts if p.outcome != "ok"), parts[0])
+            return CallResult(
+                [by_item[id(i)] for i in items], worst.outcome, worst.detail, sum(p.wall_s for p in parts)
+            )
+        dataset, variable = EVALPLUS_DATASETS[suites[0]]
         wanted = {i.task_id for i in items}
         with tempfile.TemporaryDirectory(prefix="ra3bench-audit-") as tmp:
             work = Path(tmp)
-            with gzip.open(self.data_file, "rt") as src, open(work / "data.jsonl", "w") as out:
+            with gzip.open(self.data_files[suites[0]], "rt") as src, open(work / "data.jsonl", "w") as out:
                 out.writelines(line for line in src if json.loads(line)["task_id"] in wanted)
             with open(work / "samples.jsonl", "w") as out:
                 for item in items:
                     out.write(json.dumps({"task_id": item.task_id, "solution": item.program}) + "\n")
-            argv = [self.python, "-m", "evalplus.evaluate", "--dataset", "humaneval", "--samples"]
+            argv = [self.python, "-m", "evalplus.evaluate", "--dataset", dataset, "--samples"]
             argv += [str(work / "samples.jsonl"), "--parallel", "2", "--i_just_wanna_run"]
             data, cache = str(work / "data.jsonl"), str(self.cache)
             outcome, detail, wall, _ = self._run(
-                argv, work, deadline_s, (self.cache,), HUMANEVAL_OVERRIDE_PATH=data, XDG_CACHE_HOME=cache
+                argv, work, deadline_s, (self.cache,), **{variable: data}, XDG_CACHE_HOME=cache
             )
             results = work / "samples_eval_results.json"
             scores: list[float | None] = [None] * len(items)

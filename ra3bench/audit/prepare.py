@@ -122,11 +122,14 @@ def make_judge(options: AuditOptions, trusted: Trusted, env: dict[str, str], sta
             raise UsageError("--contain is for judges that run programs in-process; ra3bench has its own --sandbox")
         return Ra3benchJudge(options.sandbox, trusted.columns, env)
     if options.judge == "evalplus":
-        data = (data_dir() or Path("-")) / "humanevalplus" / "HumanEvalPlus.jsonl.gz"
-        if not data.exists():
-            raise UsageError(f"judge 'evalplus' needs HumanEval+ v0.1.10 at {data} (set RA3BENCH_DATA_DIR)")
+        root = data_dir() or Path("-")
+        files = {"humaneval+": root / "humanevalplus" / "HumanEvalPlus.jsonl.gz",
+                 "mbpp+": root / "mbppplus" / "MbppPlus.jsonl.gz"}  # fmt: skip
+        for suite, data in files.items():
+            if suite in options.suites and not data.exists():
+                raise UsageError(f"judge 'evalplus' needs {suite}'s data file at {data} (set RA3BENCH_DATA_DIR)")
         cache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ra3bench-audit-evalplus-")))
-        return EvalplusJudge(options.python or sys.executable, data, cache, env, wrap)
+        return EvalplusJudge(options.python or sys.executable, files, cache, env, wrap)
     return CallableJudge(options.judge, trusted.columns, env, wrap, options.completion)
 
 
@@ -135,8 +138,14 @@ def audit_judge(options: AuditOptions, say: Callable[[str], None] = print) -> Sc
     unknown = sorted(set(options.sets) - set(SETS))
     if unknown:
         raise UsageError(f"unknown set {unknown[0]!r}; sets are {', '.join(SETS)}")
-    if options.judge == "evalplus":
-        options.suites = tuple(s for s in options.suites if s == "humaneval+") or ("humaneval+",)
+    if options.judge == "evalplus":  # evalplus has data sets for these two only
+        from ra3bench.audit.judges import EVALPLUS_DATASETS
+
+        kept = tuple(s for s in options.suites if s in EVALPLUS_DATASETS) or ("humaneval+",)
+        dropped = [s for s in options.suites if s not in kept]
+        if dropped:
+            say(f"evalplus judges {', '.join(EVALPLUS_DATASETS)} only: {', '.join(dropped)} left out")
+        options.suites = kept
     if options.judge != "ra3bench" and not options.understood:  # before anything starts
         raise UsageError(
             f"judge {options.judge!r} runs the programs it judges in its own process and the audit sends it "

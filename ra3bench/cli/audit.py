@@ -14,8 +14,8 @@ examples:
   ra3bench audit --judge my_rewards.code:code_reward --i-understand-this-runs-attacks
   # the same, inside bubblewrap: false passes measured, escapes kept off this machine
   ra3bench audit --judge my_rewards.code:code_reward --i-understand-this-runs-attacks --contain
-  # evalplus (installed in this interpreter, or name one with --python), HumanEval+ only
-  ra3bench audit --judge evalplus --i-understand-this-runs-attacks --python .bench-venv/bin/python
+  # evalplus (installed in this interpreter, or name one with --python), on HumanEval+ and MBPP+
+  ra3bench audit --judge evalplus --suites humaneval+,mbpp+ --i-understand-this-runs-attacks
   # ra3bench itself, the reference row, in each sandbox
   ra3bench audit --judge ra3bench --sandbox docker --format markdown
   ra3bench audit --judge ra3bench --sandbox local --sets attacks,references --format json > audit.json

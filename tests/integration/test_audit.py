@@ -106,11 +106,16 @@ def test_evalplus_false_passes_are_found() -> None:
             pytest.fail("RA3BENCH_REQUIRE_EVALPLUS=1 but evalplus is not installed (.ci/setup installs it)")
         pytest.skip("evalplus not installed (.ci/setup installs it)")
     _need("local")
-    card = audit_judge(AuditOptions("evalplus", recorded=3, sandbox="local", understood=True), say=lambda line: None)
+    options = AuditOptions("evalplus", suites=("humaneval+", "mbpp+", "codeforces"), recorded=3, sandbox="local",
+                           understood=True)  # fmt: skip
+    said: list[str] = []
+    card = audit_judge(options, say=said.append)
     assert card.judge["version"] == "0.3.1"
-    assert _row(card, ALWAYS_EQUAL).false_pass
-    assert _row(card, FRAMES).false_pass
-    assert not _row(card, CONTROL).false_pass
+    assert any("codeforces left out" in line for line in said)  # evalplus has no stdin data set
+    assert _row(card, ALWAYS_EQUAL, "humaneval+").false_pass
+    assert _row(card, FRAMES, "humaneval+").false_pass
+    assert _row(card, FRAMES, "mbpp+").false_pass  # through its own MBPP+ evaluate (MBPP_OVERRIDE_PATH)
+    assert not any(_row(card, CONTROL, suite).false_pass for suite in ("humaneval+", "mbpp+"))
     assert all(f.judge_passed for f in card.of("references"))  # a sound judge on its references
     assert len(card.of("recorded")) == 3
     assert not card.ok
