@@ -401,3 +401,18 @@ def test_ra3_trains_end_to_end_through_ra3bench_train(private_cache, tmp_path):
     assert [i["iteration"] for i in manifest["ra3"]["iterations"]] == [1, 2]
     assert manifest["ra3"]["estep_tokens"] > 0
     assert (run_dir / "checkpoints" / "step-000004").is_dir()
+
+
+def test_the_horizon_measurement_runs_every_horizon_from_one_set_of_rollouts():
+    """benchmarks/ra3_horizons.py's core on the tiny model: only until_next_think scores an act over other
+    lines than the rest of its group."""
+    from ra3bench_ra3.horizon_measure import measure_horizons
+
+    model, tokenizer = tiny_model(seed=0)
+    snippets = [Snippet(PROMPT, CODES[1]) for _ in range(3)]
+    out = measure_horizons(model, tokenizer, snippets, RA3Config(group_size=4, think_bias=3, max_latent_tokens=3))
+    assert out["rollouts"] == 12 and out["thinks"] > 0
+    for horizon in ("until_group_think", "next_line", "return_to_go"):
+        assert out[horizon]["span_differs"] == 0.0
+    assert out["until_next_think"]["span_differs"] > 0.0
+    assert all(out[h]["noise_to_signal"] >= 0 for h in ("until_next_think", "until_group_think"))

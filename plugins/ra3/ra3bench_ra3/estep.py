@@ -99,21 +99,22 @@ def rewards(r: Rollout, s: Scored, cfg: RA3Config, ends: list[int] | None = None
         lp, n = sum(s.seg_lp[j] for j in js), sum(s.seg_n[j] for j in js)
         return _norm(lp, n, cfg) + sum(cost[j] for j in js)
 
-    end = len(cost)
-    per = []
-    for j in range(end):
-        if cfg.reward_horizon == "next_line":
-            last = j + 1
-        elif cfg.reward_horizon == "return_to_go":
-            last = end
-        elif cfg.reward_horizon == "until_group_think":
-            if ends is None:
-                raise ValueError("until_group_think needs the group's horizon ends (group_ends)")
-            last = ends[j]
-        else:  # until_next_think
-            last = next((u for u in range(j + 1, end) if r.thinks[u]), end)
-        per.append(value(range(j, last)))
+    per = [value(range(j, horizon_end(r, j, cfg, ends))) for j in range(len(cost))]
     return per, _norm(s.lp, s.n, cfg) + sum(cost)
+
+
+def horizon_end(r: Rollout, j: int, cfg: RA3Config, ends: list[int] | None = None) -> int:
+    """The boundary (exclusive) where boundary ``j``'s horizon ends in rollout ``r`` under ``reward_horizon``."""
+    n = len(r.snippet.bounds)
+    if cfg.reward_horizon == "next_line":
+        return j + 1
+    if cfg.reward_horizon == "return_to_go":
+        return n
+    if cfg.reward_horizon == "until_group_think":
+        if ends is None:
+            raise ValueError("until_group_think needs the group's horizon ends (group_ends)")
+        return ends[j]
+    return next((u for u in range(j + 1, n) if r.thinks[u]), n)  # until_next_think
 
 
 def group_rewards(rollouts: list[Rollout], scored: list[Scored], cfg: RA3Config) -> list[tuple[list[float], float]]:
@@ -151,19 +152,36 @@ def crosstalk(rollouts: list[Rollout], adv: list[list[float]], group: int) -> fl
     horizon), and with ``until_next_think`` a later think that ends this act's horizon sooner in some
     rollouts (other lines, other difficulty), with ``return_to_go`` every later decision. Noise in its
     gradient, which docs/ra3.md measures per horizon."""
-    unanimous, everything = [], []
+    a = abs_advantages(rollouts, adv, group)
+    if not a.acted or not a.decided or sum(a.decided) == 0:
+        return 0.0
+    return (sum(a.acted) / len(a.acted)) / (sum(a.decided) / len(a.decided))
+
+
+@dataclass
+class AbsAdvantages:
+    """|A| of every rollout at the boundaries where its whole group had a choice, by what the group did."""
+
+    acted: list[float]  # the whole group acted: the decision made no difference (noise)
+    mixed: list[float]  # the group's decisions differed: what the E-step learns from (signal)
+    decided: list[float]  # all of them
+
+
+def abs_advantages(rollouts: list[Rollout], adv: list[list[float]], group: int) -> AbsAdvantages:
+    out = AbsAdvantages([], [], [])
     for first in range(0, len(rollouts), group):
         members = rollouts[first : first + group]
         for j in range(len(members[0].snippet.bounds)):
             if any(r.widths[j] is None for r in members):
                 continue
             values = [abs(adv[first + g][j]) for g in range(len(members))]
-            everything += values
-            if not any(r.thinks[j] for r in members):
-                unanimous += values
-    if not unanimous or not everything or sum(everything) == 0:
-        return 0.0
-    return (sum(unanimous) / len(unanimous)) / (sum(everything) / len(everything))
+            out.decided += values
+            decisions = {r.thinks[j] for r in members}
+            if decisions == {False}:
+                out.acted += values
+            elif len(decisions) > 1:
+                out.mixed += values
+    return out
 
 
 def latent_terms(r: Rollout, enc: Encoded) -> Terms:

@@ -23,7 +23,7 @@ from typing import Any, get_args
 import torch
 
 from ra3bench_ra3.config import RA3Config
-from ra3bench_ra3.estep import advantages, crosstalk, group_ends, group_rewards, score
+from ra3bench_ra3.estep import abs_advantages, advantages, crosstalk, group_ends, group_rewards, horizon_end, score
 from ra3bench_ra3.rollout import Policy, Rollout, Snippet, sample
 
 
@@ -44,11 +44,12 @@ def measure_horizons(model: Any, tokenizer: Any, snippets: list[Snippet], cfg: R
         c = replace(cfg, reward_horizon=horizon)
         per = [p for p, _ in group_rewards(rollouts, scored, c)]
         adv = advantages(per, c.group_size, c.normalize_advantage)
+        split = abs_advantages(rollouts, adv, c.group_size)
         out[horizon] = {
             "span_differs": _span_differs(rollouts, c),
             "crosstalk": crosstalk(rollouts, adv, c.group_size),
-            "mixed_abs_adv": _mixed_abs_adv(rollouts, adv, c.group_size),
-            "unanimous_abs_adv": _mixed_abs_adv(rollouts, adv, c.group_size, unanimous=True),
+            "mixed_abs_adv": _mean(split.mixed),
+            "unanimous_abs_adv": _mean(split.acted),
         }
         out[horizon]["noise_to_signal"] = out[horizon]["unanimous_abs_adv"] / max(1e-12, out[horizon]["mixed_abs_adv"])
     return out
@@ -66,29 +67,9 @@ def _span_differs(rollouts: list[Rollout], cfg: RA3Config) -> float:
                 if r.widths[j] is None or r.thinks[j]:
                     continue
                 total += 1
-                differs += len({_end(o, j, n, cfg, shared) for o in group}) > 1
+                differs += len({horizon_end(o, j, cfg, shared) for o in group}) > 1
     return differs / max(1, total)
 
 
-def _end(r: Rollout, j: int, n: int, cfg: RA3Config, shared: list[int]) -> int:
-    if cfg.reward_horizon == "next_line":
-        return j + 1
-    if cfg.reward_horizon == "return_to_go":
-        return n
-    if cfg.reward_horizon == "until_group_think":
-        return shared[j]
-    return next((u for u in range(j + 1, n) if r.thinks[u]), n)
-
-
-def _mixed_abs_adv(rollouts: list[Rollout], adv: list[list[float]], group: int, unanimous: bool = False) -> float:
-    """Mean |A| where the group's decisions differed (the signal), or with ``unanimous`` where all acted."""
-    values = []
-    for first in range(0, len(rollouts), group):
-        members = rollouts[first : first + group]
-        for j in range(len(members[0].snippet.bounds)):
-            if any(r.widths[j] is None for r in members):
-                continue
-            decided = {r.thinks[j] for r in members}
-            if (decided == {False}) if unanimous else len(decided) > 1:
-                values += [abs(adv[first + g][j]) for g in range(len(members))]
+def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0

@@ -86,11 +86,6 @@ def prior_snippets(n: int, corpus: PriorCorpus, rng: random.Random) -> list[str]
     return out
 
 
-def task_snippets(digits: range | list[int] = range(1, 10)) -> list[Snippet]:
-    """The task corpus: every name with each of ``digits``, its own kind, no comment."""
-    return [Snippet(PROMPT, code(name, kind, d)) for name, kind in KIND_OF.items() for d in digits]
-
-
 def task_split(seed: int = 0, held_out_per_name: int = 3) -> tuple[list[Snippet], list[Snippet]]:
     """(train, held out): per name, ``held_out_per_name`` of its nine digits held out (drawn by ``seed``), so
     that held-out snippets are new pairs from the training distribution (every name, every digit is seen)."""
@@ -192,7 +187,8 @@ def plan_gain(pi: Any, tokenizer: Any, snippets: list[Snippet], cfg: RA3Config) 
     for first in range(0, len(rollouts), len(plans)):  # a snippet's variants: one group (group_ends)
         group = rollouts[first : first + len(plans)]
         ends = group_ends(group)
-        body += [rewards(r, s, free, ends)[0][INFORMATIVE] for r, s in zip(group, scored[first:], strict=False)]
+        group_scores = scored[first : first + len(plans)]
+        body += [rewards(r, s, free, ends)[0][INFORMATIVE] for r, s in zip(group, group_scores, strict=True)]
     right, wrong = [], []
     for i, s in enumerate(snippets):
         row = dict(zip(plans, body[i * len(plans) : (i + 1) * len(plans)], strict=True))
