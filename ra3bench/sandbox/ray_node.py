@@ -187,6 +187,8 @@ class NodeSandbox:
             code=code_digest(),
             sandbox=info,
         )
+        self._link: Any = None  # the driver's direct connection (listen), once asked for
+        self._ended = threading.Event()  # set at close()
         self._threads = ThreadPoolExecutor(max_workers=self.sandbox.workers * 2 + 2, thread_name_prefix="ra3bench-node")
         self._open_stream()
 
@@ -209,6 +211,19 @@ class NodeSandbox:
         overlap a pool's start or each other make a node look slow)."""
         self.facts.probe_s = speed_probe()
         return self.facts.probe_s
+
+    def listen(self, host: str, key: bytes) -> tuple[str, int]:
+        """Open the direct connection for the driver on this node's address ``host`` (ray_link.py): from then on
+        jobs, stop orders and the stream go through it, authenticated with ``key``."""
+        from ra3bench.sandbox.ray_link import NodeEnd
+
+        self._link = NodeEnd(host, key, self.events, self.submit, self.stop)
+        return self._link.address
+
+    def wait_closed(self) -> None:
+        """Returns at :meth:`close`. The driver keeps one pending: Ray fails it when this actor or its node dies,
+        which a connection to a machine that vanished would not show."""
+        self._ended.wait()  # not the stream's condition: its notify() wakes one waiter, which must be the stream
 
     def submit(self, pickled: bytes) -> None:
         """Queue jobs on this node's pool (``workers`` at a time): a pickled list of (key, job, whether its answers
@@ -250,6 +265,9 @@ class NodeSandbox:
         with self._ready:
             self._closed = True
             self._ready.notify_all()
+        self._ended.set()
+        if self._link is not None:
+            self._link.close()
         self._threads.shutdown(wait=False, cancel_futures=True)
         self.sandbox.close()
 

@@ -34,6 +34,7 @@ import contextlib
 import itertools
 import os
 import pickle
+import secrets
 import sys
 import threading
 import time
@@ -44,6 +45,7 @@ from typing import Any
 
 from ra3bench.errors import SandboxUnavailableError, UsageError
 from ra3bench.sandbox.base import CallResult, Job, JobResult, Sandbox
+from ra3bench.sandbox.ray_link import RayLink, TcpLink
 from ra3bench.sandbox.ray_node import NodeEvents, NodeFacts, NodeSandbox, code_digest, speed_probe
 
 INSTALL_HINT = 'the ray sandbox needs Ray: pip install "ra3bench[ray]"'
@@ -71,7 +73,9 @@ class Node:
     actor: Any
     slowdown: float  # its probe over the driver's, at least 1: the factor its time limits get
     running: dict[int, _Item] = field(default_factory=dict)  # sent to it, result not back yet
+    link: Any = None  # its data path (ray_link.py): TcpLink, or RayLink where no connection could be made
     receiver: threading.Thread | None = None  # reads its stream
+    watcher: threading.Thread | None = None  # with a TcpLink: waits for Ray to say the actor or node died
     batches: int = 0
     jobs: int = 0
     largest_batch: int = 0
@@ -163,7 +167,8 @@ class RaySandbox(Sandbox):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         known = set(self.nodes) | set(self.refused) | set(self.lost)
-        fresh = [n["NodeID"] for n in self.ray.nodes() if n.get("Alive") and n["NodeID"] not in known]
+        alive = {n["NodeID"]: n.get("NodeManagerAddress", "") for n in self.ray.nodes() if n.get("Alive")}
+        fresh = [node_id for node_id in alive if node_id not in known]
         if not fresh:
             return
         actor_class = self.ray.remote(NodeSandbox)
@@ -191,14 +196,33 @@ class RaySandbox(Sandbox):
                 self._refuse(node_id, actor, why, facts.host)
                 continue
             slowdown = max(1.0, facts.probe_s / self.reference.probe_s)
-            node = Node(facts, actor, slowdown)
-            stream = actor.events.options(num_returns="streaming").remote()
+            node = Node(facts, actor, slowdown, link=self._open_link(actor, alive[node_id], facts.host))
             name = f"ra3bench-ray-{node_id[:8]}"
-            node.receiver = threading.Thread(target=self._receive, args=(node, stream), name=name, daemon=True)
+            node.receiver = threading.Thread(target=self._receive, args=(node,), name=name, daemon=True)
+            if node.link.kind == "tcp":
+                node.watcher = threading.Thread(target=self._watch, args=(node,), name=f"{name}-alive", daemon=True)
             with self._wake:
                 self.nodes[node_id] = node
                 self._wake.notify()
             node.receiver.start()
+            if node.watcher is not None:
+                node.watcher.start()
+
+    def _open_link(self, actor: Any, node_address: str, host: str) -> TcpLink | RayLink:
+        """A direct connection to the node's actor if the driver can reach the node, else Ray's messages."""
+        key = secrets.token_bytes(32)
+        try:
+            if not node_address:
+                raise OSError("Ray does not say the node's address")
+            return TcpLink(self.ray.get(actor.listen.remote(node_address, key), timeout=60), key)
+        except Exception as exc:
+            print(
+                f"ra3bench: ray node {host}: no direct connection ({_first_line(exc)}); its jobs go through "
+                "Ray's messages, which cost more CPU a job (docs/cluster.md)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return RayLink(actor, self.ray)
 
     def _refuse(self, node_id: str, actor: Any, why: str, host: str = "") -> None:
         """The node does not judge for this driver: one line on stderr, and in the manifest."""
@@ -289,13 +313,16 @@ class RaySandbox(Sandbox):
             for node, items in batches:
                 sent = [(item.key, _scaled(item.job, node.slowdown), item.answer_fails is not None) for item in items]
                 try:
-                    node.actor.submit.remote(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
+                    batch = pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
                 except Exception as exc:  # a job that cannot be sent (it does not pickle): the caller's error
                     with self._lock:
                         for item in items:
                             node.running.pop(item.key, None)
                     for item in items:
                         item.future.set_exception(exc)
+                    continue
+                with contextlib.suppress(Exception):  # a node gone meanwhile: its receiver finds it, the jobs go again
+                    node.link.send_jobs(batch)
             if time.monotonic() - polled > NODE_POLL_S and not self._joining.is_alive():
                 polled = time.monotonic()  # a node's pool takes seconds to start: not on this thread
                 self._joining = threading.Thread(target=self._join_new_nodes, name="ra3bench-ray-join", daemon=True)
@@ -316,17 +343,25 @@ class RaySandbox(Sandbox):
                     return True
         return False
 
-    def _receive(self, node: Node, stream: Any) -> None:
+    def _receive(self, node: Node) -> None:
         """Read one node's stream until it ends (our close) or fails (its actor or node died)."""
         try:
-            for ref in stream:
-                self._take(node, pickle.loads(self.ray.get(ref)))
+            for item in node.link.items():
+                self._take(node, pickle.loads(item))
         except Exception as exc:
             if not self._closed:
                 self._node_lost(node, exc)
             return
         if not self._closed:
-            self._node_lost(node, RuntimeError("its result stream ended"))
+            self._node_lost(node, RuntimeError("its connection ended (its actor or node died)"))
+
+    def _watch(self, node: Node) -> None:
+        """Wait for Ray to say that the node's actor or the node died: a machine that vanished ends no connection."""
+        try:
+            self.ray.get(node.actor.wait_closed.remote())
+        except Exception as exc:
+            if not self._closed:
+                self._node_lost(node, exc)
 
     def _take(self, node: Node, events: NodeEvents) -> None:
         """Check streamed answers (stop a job at its first failed test) and hand ended jobs their results."""
@@ -352,7 +387,7 @@ class RaySandbox(Sandbox):
                 stops.append(item.key)
         if stops:
             with contextlib.suppress(Exception):  # a node that died meanwhile: its stream says so
-                node.actor.stop.remote(stops)
+                node.link.send_stop(stops)
         for item, result in ended:
             if item is not None:
                 item.future.set_result(_with_streamed(result, item.answers))
@@ -422,6 +457,8 @@ class RaySandbox(Sandbox):
                     self._queue.appendleft(item)
                     self._pinned_queued += bool(item.pinned)
             self._wake.notify()
+        if node.link is not None:
+            node.link.close()  # its receiver stops reading
         self._kill(node.actor)
 
     def _fail_queue(self, why: str) -> None:
@@ -439,7 +476,7 @@ class RaySandbox(Sandbox):
         with self._lock:
             nodes = [
                 {**asdict(n.facts), "slowdown": round(n.slowdown, 3), "batches": n.batches, "jobs": n.jobs}
-                | {"largest_batch": n.largest_batch}
+                | {"largest_batch": n.largest_batch, "link": n.link.kind if n.link is not None else ""}
                 for n in self.nodes.values()
             ]
         for node in nodes:
@@ -473,8 +510,9 @@ class RaySandbox(Sandbox):
         for node in list(self.nodes.values()):
             with contextlib.suppress(Exception):  # a node that died meanwhile
                 self.ray.get(node.actor.close.remote(), timeout=30)
-            if node.receiver is not None:
-                node.receiver.join(timeout=10)
+            for thread in (node.receiver, node.watcher):
+                if thread is not None:
+                    thread.join(timeout=10)
             self._kill(node.actor)
             with self._lock:
                 items, node.running = list(node.running.values()), {}

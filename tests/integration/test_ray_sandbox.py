@@ -72,6 +72,26 @@ def test_verdicts_are_a_local_runs_and_every_node_judges(cluster, local_verdicts
     assert len(record["nodes"]) == 3 and all(n["jobs"] > 0 for n in record["nodes"]), record["nodes"]
     assert record["refused"] == {} and record["lost"] == {}
     assert all(n["harness"] == record["driver"]["harness"] for n in record["nodes"])
+    assert all(n["link"] == "tcp" for n in record["nodes"])  # jobs and results went through direct connections
+
+
+def test_where_no_direct_connection_can_be_made_the_nodes_traffic_goes_through_ray(
+    cluster, local_verdicts, monkeypatch, capsys
+):
+    """A driver that cannot reach the nodes (a Ray Client driver, a firewall) still judges, through Ray's messages."""
+    import ra3bench.sandbox.ray_pool as ray_pool
+
+    def unreachable(address, key):
+        raise ConnectionRefusedError(f"{address[0]}:{address[1]} refused the connection")
+
+    monkeypatch.setattr(ray_pool, "TcpLink", unreachable)
+    ids, programs, expected = local_verdicts
+    with RaySandbox(1, inner="local") as sandbox:
+        assert judged(sandbox, ids, programs) == expected
+        record = sandbox.describe()
+    assert [n["link"] for n in record["nodes"]] == ["ray"] * 3
+    said = [line for line in capsys.readouterr().err.splitlines() if "no direct connection" in line]
+    assert len(said) == 3 and "ConnectionRefusedError" in said[0], said
 
 
 def test_queued_jobs_go_to_each_node_in_batches_not_one_call_each(cluster):
