@@ -177,20 +177,18 @@ class RaySandbox(Sandbox):
             strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
             options = {"num_cpus": 0, "max_concurrency": 8, "scheduling_strategy": strategy, "max_restarts": 0}
             started[node_id] = actor_class.options(**options).remote(self.inner, self.workers_per_node, node_id)
-        up = {}
+        hosts: dict[str, str] = {}
         for node_id, actor in started.items():
             try:
-                self.ray.get(actor.describe.remote())  # its pool is up
-                up[node_id] = actor
+                hosts[node_id] = self.ray.get(actor.describe.remote()).host  # its pool is up
             except Exception as exc:  # the node's sandbox could not start (no Docker, no image...)
                 self._refuse(node_id, actor, f"its sandbox did not start: {_first_line(exc)}")
-        for node_id, actor in up.items():
-            try:  # probed one node at a time, once every pool is up: probes must not compete for cores
-                self.ray.get(actor.probe.remote())
-                facts = self.ray.get(actor.describe.remote())
-            except Exception as exc:
-                self._refuse(node_id, actor, f"its speed probe failed: {_first_line(exc)}")
+        for node_id, facts_or_error in self._probe(started, hosts).items():
+            actor = started[node_id]
+            if isinstance(facts_or_error, BaseException):
+                self._refuse(node_id, actor, f"its speed probe failed: {_first_line(facts_or_error)}")
                 continue
+            facts = facts_or_error
             why = self.reference.refusal(facts, self.max_slowdown)
             if why:
                 self._refuse(node_id, actor, why, facts.host)
@@ -207,6 +205,25 @@ class RaySandbox(Sandbox):
             node.receiver.start()
             if node.watcher is not None:
                 node.watcher.start()
+
+    def _probe(self, actors: dict[str, Any], hosts: dict[str, str]) -> dict[str, NodeFacts | BaseException]:
+        """Each node's speed probe, once every pool is up; then its facts. Nodes on one host are probed one at a
+        time (probes that compete for its cores make a node look slow), nodes on other hosts at the same time
+        (a cluster of 64 machines is probed in the time of one)."""
+        rounds: dict[str, list[str]] = {}
+        for node_id, host in hosts.items():
+            rounds.setdefault(host, []).append(node_id)
+        out: dict[str, NodeFacts | BaseException] = {}
+        while any(rounds.values()):
+            probing = [ids.pop(0) for ids in rounds.values() if ids]
+            refs = {node_id: actors[node_id].probe.remote() for node_id in probing}
+            for node_id, ref in refs.items():
+                try:
+                    self.ray.get(ref)
+                    out[node_id] = self.ray.get(actors[node_id].describe.remote())
+                except Exception as exc:
+                    out[node_id] = exc
+        return out
 
     def _open_link(self, actor: Any, node_address: str, host: str) -> TcpLink | RayLink:
         """A direct connection to the node's actor if the driver can reach the node, else Ray's messages."""
@@ -507,9 +524,13 @@ class RaySandbox(Sandbox):
         dispatcher = getattr(self, "_dispatcher", None)
         if dispatcher is not None:
             dispatcher.join(timeout=10)
-        for node in list(self.nodes.values()):
+        closing = []
+        for node in list(self.nodes.values()):  # every node closes its pool at the same time
             with contextlib.suppress(Exception):  # a node that died meanwhile
-                self.ray.get(node.actor.close.remote(), timeout=30)
+                closing.append(node.actor.close.remote())
+        with contextlib.suppress(Exception):
+            self.ray.wait(closing, num_returns=len(closing), timeout=30)
+        for node in list(self.nodes.values()):
             for thread in (node.receiver, node.watcher):
                 if thread is not None:
                     thread.join(timeout=10)

@@ -281,3 +281,36 @@ def test_a_training_run_judges_rewards_and_evaluations_on_the_cluster(cluster, t
     assert all(p["dropped_sandbox_error"] == 0 for p in curve(run_dir, "train"))
     evaluated = json.loads((run_dir / "evals" / "step-000002" / "mbppplus" / "manifest.json").read_text())
     assert evaluated["sandbox"]["kind"] == "ray" and len(evaluated["sandbox"]["nodes"]) == 3
+
+
+def test_nodes_on_one_host_are_probed_one_at_a_time_and_other_hosts_at_the_same_time():
+    """The probe rounds (``_probe``), without a cluster: a probe is sent when its round starts and read after."""
+    events: list[str] = []
+
+    class Call:
+        def __init__(self, name: str, result) -> None:
+            self.name, self.result = name, result
+
+        def remote(self):
+            events.append(f"send {self.name}")
+            return self
+
+    class Actor:
+        def __init__(self, node_id: str, host: str) -> None:
+            facts = NodeFacts(node_id, host, "local", 1, "h", "", "c", 1, 0.1)
+            self.probe, self.describe = Call(f"probe {node_id}", 0.1), Call(f"describe {node_id}", facts)
+
+    class FakeRay:
+        @staticmethod
+        def get(call):
+            events.append(f"get {call.name}")
+            return call.result
+
+    sandbox = RaySandbox.__new__(RaySandbox)
+    sandbox.ray = FakeRay()
+    hosts = {"a1": "a", "a2": "a", "b1": "b"}
+    facts = sandbox._probe({n: Actor(n, h) for n, h in hosts.items()}, hosts)
+    assert {n: f.host for n, f in facts.items()} == hosts
+    probes = [e for e in events if "probe" in e]
+    assert probes[:2] == ["send probe a1", "send probe b1"]  # the two hosts at once
+    assert probes.index("send probe a2") > probes.index("get probe a1")  # a's second node after its first
