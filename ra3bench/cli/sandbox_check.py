@@ -101,11 +101,14 @@ def _check(sandbox, label: str, table: bool) -> dict:
         forgeries, skipped = [], str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     contained = all(r.ok for r in reports)
     integrity = all(r.ok for r in forgeries)
+    # a Ray node: its connection to the driver, attacked from the network
+    links = sandbox.link_attacks() if hasattr(sandbox, "link_attacks") else []
     record = {
         "sandbox": sandbox.describe(),
         "capabilities": sorted(caps),
-        "ok": contained and integrity,
+        "ok": contained and integrity and all(ok for *_, ok in links),
         "attacks": [r.to_json() for r in reports],
+        "link": [{"attack": a, "expected": e, "observed": o, "ok": ok} for a, e, o, ok in links],
         "verdict_integrity": {
             "task": f"humaneval+ {forgery.TASK_ID}",
             "ok": integrity,
@@ -115,6 +118,11 @@ def _check(sandbox, label: str, table: bool) -> dict:
     }
     if table:
         _print_tables(sandbox, reports, forgeries, skipped)
+        if links:
+            rows = [[a, e, o, "OK" if ok else "FAIL"] for a, e, o, ok in links]
+            print()
+            print("the node's connection to the driver (ray_link.py)")
+            print(tabulate(rows, headers=["attack", "expected", "observed", "result"], tablefmt="github"))
     return record
 
 

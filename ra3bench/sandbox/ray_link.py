@@ -116,6 +116,7 @@ class TcpLink:
             conn.close()
             raise
         self._conn = conn
+        self.address = (str(address[0]), int(address[1]))
         self._sending = threading.Lock()  # the dispatcher sends jobs, the receivers send stop orders
         self._closing = threading.Lock()  # a descriptor is shut down only while it is still this connection's
 
@@ -188,3 +189,34 @@ def _shut(conn: Connection) -> None:
         duplicate = socket.socket(fileno=os.dup(conn.fileno()))
         with duplicate:
             duplicate.shutdown(socket.SHUT_RDWR)
+
+
+def intrude(address: tuple[str, int], timeout: float = 5.0) -> str:
+    """Try to take a node's connection over without its key, as anyone on the network could: what happened, in
+    words. A node closes its port once its driver is connected, so this should find nothing listening; a port
+    still open must refuse the handshake. Used by ``ra3bench sandbox check --sandbox ray``."""
+    import secrets
+    from multiprocessing.connection import AuthenticationError
+
+    try:
+        sock = socket.create_connection(address, timeout=timeout)
+    except ConnectionRefusedError:
+        return "refused: nothing listens on the node's port any more"
+    except OSError as exc:
+        return f"refused: {type(exc).__name__}"
+    sock.setblocking(True)
+    conn = Connection(sock.detach())
+    try:
+        _receive_timeout(conn, timeout)
+        if not conn.poll(timeout):  # a keyed node challenges a caller at once
+            conn.send_bytes(STOP + pickle.dumps([0]))
+            return "ACCEPTED: the port took a caller without asking for a key"
+        answer_challenge(conn, secrets.token_bytes(32))
+        conn.send_bytes(STOP + pickle.dumps([0]))
+        return "ACCEPTED: the node took a caller without its key"
+    except AuthenticationError:
+        return "refused: the handshake failed without the key"
+    except (EOFError, OSError) as exc:
+        return f"refused: the node closed the connection ({type(exc).__name__})"
+    finally:
+        conn.close()

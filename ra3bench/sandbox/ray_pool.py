@@ -572,6 +572,18 @@ class NodeView(Sandbox):
             return self.parent.run(job)
         return self.parent._submit(job, self.node.facts.node_id).result()
 
+    def link_attacks(self) -> list[tuple[str, str, str, bool]]:
+        """The node's connection attacked from the network (``ray_link.intrude``): (attack, expected, observed,
+        contained) rows for ``sandbox check``. A node reached through Ray has no connection of its own."""
+        from ra3bench.sandbox.ray_link import intrude
+
+        attack = "take over the node's connection without its key"
+        link = self.node.link
+        if not isinstance(link, TcpLink):
+            return [(attack, "refused", "no connection: Ray's messages", True)]
+        observed = intrude(link.address)
+        return [(attack, "refused", observed, observed.startswith("refused"))]
+
     def describe(self) -> dict:
         facts = {k: v for k, v in asdict(self.node.facts).items() if k != "sandbox"}
         return {"kind": self.name, "isolation": self.isolation, "workers": self.workers, "node": facts}

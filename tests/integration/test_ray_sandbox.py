@@ -253,6 +253,9 @@ def test_sandbox_check_runs_the_hostile_suite_on_every_node(cluster, capsys):
     assert len(report["nodes"]) == 3
     assert len({n["sandbox"]["node"]["node_id"] for n in report["nodes"]}) == 3
     assert all(n["attacks"] and n["verdict_integrity"]["forgeries"] for n in report["nodes"])
+    # each node's connection, attacked from the network: its port closed once the driver connected
+    assert all([a["ok"] for a in n["link"]] == [True] for n in report["nodes"])
+    assert all(n["link"][0]["observed"].startswith("refused: nothing listens") for n in report["nodes"])
 
 
 def test_a_slower_node_gets_proportionally_longer_limits():

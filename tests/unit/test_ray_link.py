@@ -11,7 +11,7 @@ from multiprocessing.connection import AuthenticationError, Client
 
 import pytest
 
-from ra3bench.sandbox.ray_link import NodeEnd, TcpLink
+from ra3bench.sandbox.ray_link import NodeEnd, TcpLink, intrude
 
 
 class FakeNode:
@@ -107,3 +107,24 @@ def test_closing_the_drivers_end_wakes_its_reader():
     threading.Thread(target=read, daemon=True).start()
     link.close()
     assert ended.wait(5)
+
+
+def test_a_nodes_port_closes_once_its_driver_is_connected_and_the_intruder_check_sees_it():
+    node, key = FakeNode(), secrets.token_bytes(32)
+    end = node.open(key)
+    assert intrude(end.address) == "refused: the handshake failed without the key"  # still listening: refused
+    link = TcpLink(end.address, key)
+    assert intrude(link.address) == "refused: nothing listens on the node's port any more"
+    link.send_stop([3])
+    assert node.received.get(timeout=5) == ("stop", [3])  # the driver's connection is untouched
+    assert node.received.empty()  # and nothing the intruder sent arrived
+
+
+def test_the_intruder_check_reports_a_port_that_takes_anyone():
+    """The check itself can fail: a listener that accepts any caller is reported as such."""
+    from multiprocessing.connection import Listener
+
+    open_door = Listener(("127.0.0.1", 0))  # no key at all
+    taken = threading.Thread(target=lambda: open_door.accept().recv_bytes(), daemon=True)
+    taken.start()
+    assert intrude(open_door.address, timeout=2).startswith("ACCEPTED")
