@@ -11,7 +11,8 @@ Ray path costs:
 * ``ray``: ``--sandbox ray:docker`` on a Ray cluster of ``--nodes`` nodes (``ray.cluster_utils.Cluster``,
   all on this machine, one CPU each), ``--workers / --nodes`` containers per node.
 
-Workloads: a whole run (every sample of HumanEval+) and an RLVR step's batch (its first 32 samples).
+Workloads: a whole run (every sample of HumanEval+), an RLVR step's batch (its first 32 samples), and
+several runs' samples in one batch (``--pooled-runs``: 4 samples a task, a pass@k run's size).
 Measured two ways: **warm** (both sandboxes open, each batch judged by each in turn, medians; with
 fail-fast, the default, and without, as pass-fraction rewards run), and **start to exit** (one
 ``ra3bench evaluate`` each, start-up included). Verdicts must be identical. The driver's CPU per
@@ -41,6 +42,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 HEADING = "## Ray sandbox (`--sandbox ray:docker` on a local cluster vs `--sandbox docker`)"
 DEFAULT_RUNS = "llama3-exp/8b-instruct-base"
+# several samples a task, as a pass@k evaluation has: these runs' samples judged in one invocation
+POOLED_RUNS = ",".join(
+    f"llama3-exp/{name}"
+    for name in ("8b-instruct-base", "8b-instruct-repeatlittle", "8b-instruct-repeatlots", "70B-instruct-base")
+)
 RLVR_BATCH = 32
 
 
@@ -71,7 +77,9 @@ def judge(kind: str, samples: Path, out: Path, workers: int, address: str) -> di
     }
 
 
-def warm_batches(samples: Path, workers: int, per_node: int, reps: int = 3) -> tuple[list[list], dict]:
+def warm_batches(
+    samples: Path, workers: int, per_node: int, reps: int = 3, pooled: tuple[Path, str] | None = None
+) -> tuple[list[list], dict]:
     """What an RLVR run or a long evaluation sees: both sandboxes open and warm, the same batch judged by each in
     turn (``Session.judge``, the reward's call, verdict cache off), ``reps`` times; medians. With fail-fast (the
     default) and without (pass-fraction rewards run every test). Also the driver's CPU per sample on the ray side."""
@@ -81,6 +89,7 @@ def warm_batches(samples: Path, workers: int, per_node: int, reps: int = 3) -> t
     from ra3bench.sandbox import make_sandbox
 
     lines = [json.loads(line) for line in samples.read_text().splitlines()]
+    many = [json.loads(line) for line in pooled[0].read_text().splitlines()] if pooled else []
     sandboxes = {"docker": make_sandbox("docker", workers), "ray": make_sandbox("ray:docker", per_node)}
     rows, driver = [], {}
     try:
@@ -88,19 +97,23 @@ def warm_batches(samples: Path, workers: int, per_node: int, reps: int = 3) -> t
             spec = EvalSpec(suite="humaneval+", suite_version="v0.1.9", cache=False, fail_fast=fail_fast)
             sessions = {kind: Session(spec, sandbox=sandbox) for kind, sandbox in sandboxes.items()}
             suite = sessions["docker"].suite
-            programs = [suite.program_from_sample(sessions["docker"].problem(s["task_id"]), s) for s in lines]
-            for count in (len(lines), RLVR_BATCH):
-                ids = [s["task_id"] for s in lines[:count]]
+            workloads = [(lines, "whole run"), (lines[:RLVR_BATCH], f"RLVR batch ({RLVR_BATCH})")]
+            if pooled and fail_fast:  # several samples a task, judged in one call (a pass@k run's size)
+                workloads.append((many, pooled[1]))
+            for batch, workload in workloads:
+                count = len(batch)
+                ids = [s["task_id"] for s in batch]
+                programs = [suite.program_from_sample(sessions["docker"].problem(s["task_id"]), s) for s in batch]
                 times: dict[str, list[float]] = {"docker": [], "ray": []}
                 verdicts = {}
                 for _ in range(reps):
                     for kind, session in sessions.items():
                         cpu = resource.getrusage(resource.RUSAGE_SELF)
                         started = time.perf_counter()
-                        verdicts[kind] = [v.status for v in session.judge(ids, programs[:count])]
+                        verdicts[kind] = [v.status for v in session.judge(ids, programs)]
                         times[kind].append(time.perf_counter() - started)
                         after = resource.getrusage(resource.RUSAGE_SELF)
-                        if kind == "ray" and fail_fast and count == len(lines):
+                        if kind == "ray" and fail_fast and workload == "whole run":
                             used = (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
                             driver.setdefault("cpu_per_sample", []).append(used / count)
                             driver["samples_per_s_per_worker"] = count / times["docker"][-1] / workers
@@ -108,7 +121,7 @@ def warm_batches(samples: Path, workers: int, per_node: int, reps: int = 3) -> t
                 rows.append(
                     [
                         "fail-fast" if fail_fast else "every test",
-                        "whole run" if count == len(lines) else f"RLVR batch ({RLVR_BATCH})",
+                        workload,
                         count,
                         f"{docker:.2f}",
                         f"{ray_s:.2f}",
@@ -151,6 +164,11 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="workers in all (ray: divided among the nodes)")
     parser.add_argument("--reps", type=int, default=3, help="warm batches: times each is judged by each sandbox")
+    parser.add_argument(
+        "--pooled-runs",
+        default=POOLED_RUNS,
+        help="warm (fail-fast) and start to exit: these runs' samples in one batch ('' to skip)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("RA3BENCH_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
@@ -169,16 +187,27 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="ra3bench-ray-bench-") as tmp:
             work = Path(tmp)
-            for run in pick_runs(data_dir, args.runs):
+            pooled_runs = pick_runs(data_dir, args.pooled_runs) if args.pooled_runs else []
+            pooled, pooled_n = work / "pooled.jsonl", 0
+            with pooled.open("w") as out:
+                for other in pooled_runs:
+                    part = work / f"part-{other['name']}.jsonl"
+                    pooled_n += write_samples(other, part, None)
+                    out.write(part.read_text())
+            pooled_label = f"{len(pooled_runs)} runs at once"
+            for index, run in enumerate(pick_runs(data_dir, args.runs)):
                 whole = work / f"{run['name']}.jsonl"
                 n = write_samples(run, whole, None)
                 batch = work / f"{run['name']}-batch.jsonl"
                 batch.write_text("".join(whole.read_text().splitlines(keepends=True)[:RLVR_BATCH]))
                 if not warm_rows:
                     os.environ["RAY_ADDRESS"] = cluster.address
-                    warm_rows, driver = warm_batches(whole, args.workers, per_node, args.reps)
+                    many = (pooled, pooled_label) if pooled_n else None
+                    warm_rows, driver = warm_batches(whole, args.workers, per_node, args.reps, many)
                     agree += [row[-1] == "yes" for row in warm_rows]
-                workloads = (("whole run", whole, n), (f"RLVR batch ({RLVR_BATCH})", batch, RLVR_BATCH))
+                workloads = [("whole run", whole, n), (f"RLVR batch ({RLVR_BATCH})", batch, RLVR_BATCH)]
+                if pooled_n and index == 0:
+                    workloads.append((pooled_label, pooled, pooled_n))
                 for workload, samples, count in workloads:
                     docker = judge("docker", samples, work / f"d-{run['name']}-{count}", args.workers, "")
                     on_ray = judge("ray:docker", samples, work / f"r-{run['name']}-{count}", per_node, cluster.address)
@@ -220,7 +249,8 @@ def main() -> int:
             "**Start to exit**: `ra3bench evaluate --suite humaneval+ --suite-version v0.1.9 --samples F --no-cache` "
             "with `--sandbox docker` and with `--sandbox ray:docker --ray-address <the cluster>`, one after the other "
             "(start-up included: on the ray side, a Ray worker process and a pool started on every node, and the "
-            "speed probes).",
+            f'speed probes). "{len(args.pooled_runs.split(",")) if args.pooled_runs else 0} runs at once": the '
+            f"samples of {args.pooled_runs or 'no runs'} in one invocation, several a task as a pass@k run has.",
             "",
             tabulate(rows, headers=headers, tablefmt="github"),
             "",
