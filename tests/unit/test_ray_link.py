@@ -114,9 +114,11 @@ def test_a_nodes_port_closes_once_its_driver_is_connected_and_the_intruder_check
     end = node.open(key)
     assert intrude(end.address) == "refused: the handshake failed without the key"  # still listening: refused
     link = TcpLink(end.address, key)
-    assert intrude(link.address) == "refused: nothing listens on the node's port any more"
     link.send_stop([3])
-    assert node.received.get(timeout=5) == ("stop", [3])  # the driver's connection is untouched
+    assert node.received.get(timeout=5) == ("stop", [3])  # the node has taken its driver (and closed its port)
+    assert intrude(link.address) == "refused: nothing listens on the node's port any more"
+    link.send_stop([4])
+    assert node.received.get(timeout=5) == ("stop", [4])  # the driver's connection is untouched
     assert node.received.empty()  # and nothing the intruder sent arrived
 
 
