@@ -102,12 +102,9 @@ class TcpLink:
     kind = "tcp"
 
     def __init__(self, address: tuple[str, int], key: bytes, timeout: float = CONNECT_TIMEOUT_S) -> None:
-        sock = socket.create_connection(tuple(address), timeout=timeout)
-        sock.setblocking(True)  # Connection reads the descriptor itself; the handshake's bound is SO_RCVTIMEO
-        conn = Connection(sock.detach())
-        _no_delay(conn)
+        conn = _connect(address, timeout)
         try:
-            _receive_timeout(conn, timeout)
+            _no_delay(conn)
             answer_challenge(conn, key)
             deliver_challenge(conn, key)
             _receive_timeout(conn, 0.0)
@@ -169,26 +166,43 @@ class RayLink:
         """The stream ends with the actor's close."""
 
 
+def _connect(address: tuple[str, int], timeout: float) -> Connection:
+    """A connection to ``address`` whose reads block at most ``timeout`` until :func:`_receive_timeout` lifts it
+    (bounds a handshake with a peer that does not answer)."""
+    sock = socket.create_connection(tuple(address), timeout=timeout)
+    sock.setblocking(True)  # Connection reads the descriptor itself: a socket timeout would make it non-blocking
+    conn = Connection(sock.detach())
+    try:
+        _receive_timeout(conn, timeout)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _socket_of(conn: Connection) -> socket.socket:
+    """A socket over a duplicate of ``conn``'s descriptor, to set options on (close it after)."""
+    return socket.socket(fileno=os.dup(conn.fileno()))
+
+
 def _receive_timeout(conn: Connection, seconds: float) -> None:
-    """How long a read of ``conn`` may block (0: for ever): bounds the handshake with a node that does not answer."""
+    """How long a read of ``conn`` may block (0: for ever)."""
     whole = int(seconds)
-    with socket.socket(fileno=os.dup(conn.fileno())) as duplicate:
+    with _socket_of(conn) as duplicate:
         duplicate.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, int((seconds % 1) * 1e6)))
 
 
 def _no_delay(conn: Connection) -> None:
     """Each message goes out at once (Nagle would hold a small one until the last was acknowledged)."""
-    with socket.socket(fileno=os.dup(conn.fileno())) as duplicate:
+    with _socket_of(conn) as duplicate:
         duplicate.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _shut(conn: Connection) -> None:
     """Shut the connection down for both sides: a thread blocked reading it wakes to its end (and closes it).
     Nothing where it is closed already."""
-    with contextlib.suppress(OSError):  # closed: fileno() raises
-        duplicate = socket.socket(fileno=os.dup(conn.fileno()))
-        with duplicate:
-            duplicate.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError), _socket_of(conn) as duplicate:  # closed: fileno() raises
+        duplicate.shutdown(socket.SHUT_RDWR)
 
 
 def intrude(address: tuple[str, int], timeout: float = 5.0) -> str:
@@ -199,15 +213,12 @@ def intrude(address: tuple[str, int], timeout: float = 5.0) -> str:
     from multiprocessing.connection import AuthenticationError
 
     try:
-        sock = socket.create_connection(address, timeout=timeout)
+        conn = _connect(address, timeout)
     except ConnectionRefusedError:
         return "refused: nothing listens on the node's port any more"
     except OSError as exc:
         return f"refused: {type(exc).__name__}"
-    sock.setblocking(True)
-    conn = Connection(sock.detach())
     try:
-        _receive_timeout(conn, timeout)
         if not conn.poll(timeout):  # a keyed node challenges a caller at once
             conn.send_bytes(STOP + pickle.dumps([0]))
             return "ACCEPTED: the port took a caller without asking for a key"

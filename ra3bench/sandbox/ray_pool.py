@@ -73,7 +73,7 @@ class Node:
     actor: Any
     slowdown: float  # its probe over the driver's, at least 1: the factor its time limits get
     running: dict[int, _Item] = field(default_factory=dict)  # sent to it, result not back yet
-    link: Any = None  # its data path (ray_link.py): TcpLink, or RayLink where no connection could be made
+    link: TcpLink | RayLink | None = None  # its data path (ray_link.py): RayLink where no connection could be made
     receiver: threading.Thread | None = None  # reads its stream
     watcher: threading.Thread | None = None  # with a TcpLink: waits for Ray to say the actor or node died
     batches: int = 0
@@ -177,13 +177,13 @@ class RaySandbox(Sandbox):
             strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
             options = {"num_cpus": 0, "max_concurrency": 8, "scheduling_strategy": strategy, "max_restarts": 0}
             started[node_id] = actor_class.options(**options).remote(self.inner, self.workers_per_node, node_id)
-        hosts: dict[str, str] = {}
+        described: dict[str, NodeFacts] = {}
         for node_id, actor in started.items():
             try:
-                hosts[node_id] = self.ray.get(actor.describe.remote()).host  # its pool is up
+                described[node_id] = self.ray.get(actor.describe.remote())  # its pool is up
             except Exception as exc:  # the node's sandbox could not start (no Docker, no image...)
                 self._refuse(node_id, actor, f"its sandbox did not start: {_first_line(exc)}")
-        for node_id, facts_or_error in self._probe(started, hosts).items():
+        for node_id, facts_or_error in self._probe(started, described).items():
             actor = started[node_id]
             if isinstance(facts_or_error, BaseException):
                 self._refuse(node_id, actor, f"its speed probe failed: {_first_line(facts_or_error)}")
@@ -206,21 +206,20 @@ class RaySandbox(Sandbox):
             if node.watcher is not None:
                 node.watcher.start()
 
-    def _probe(self, actors: dict[str, Any], hosts: dict[str, str]) -> dict[str, NodeFacts | BaseException]:
-        """Each node's speed probe, once every pool is up; then its facts. Nodes on one host are probed one at a
-        time (probes that compete for its cores make a node look slow), nodes on other hosts at the same time
-        (a cluster of 64 machines is probed in the time of one)."""
+    def _probe(self, actors: dict[str, Any], described: dict[str, NodeFacts]) -> dict[str, NodeFacts | BaseException]:
+        """Each node's facts with its speed probe, measured once every pool is up. Nodes on one host are probed
+        one at a time (probes that compete for its cores make a node look slow), nodes on other hosts at the
+        same time (a cluster of 64 machines is probed in the time of one)."""
         rounds: dict[str, list[str]] = {}
-        for node_id, host in hosts.items():
-            rounds.setdefault(host, []).append(node_id)
+        for node_id, facts in described.items():
+            rounds.setdefault(facts.host, []).append(node_id)
         out: dict[str, NodeFacts | BaseException] = {}
         while any(rounds.values()):
             probing = [ids.pop(0) for ids in rounds.values() if ids]
             refs = {node_id: actors[node_id].probe.remote() for node_id in probing}
             for node_id, ref in refs.items():
                 try:
-                    self.ray.get(ref)
-                    out[node_id] = self.ray.get(actors[node_id].describe.remote())
+                    out[node_id] = replace(described[node_id], probe_s=self.ray.get(ref))
                 except Exception as exc:
                     out[node_id] = exc
         return out

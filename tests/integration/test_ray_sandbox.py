@@ -299,9 +299,8 @@ def test_nodes_on_one_host_are_probed_one_at_a_time_and_other_hosts_at_the_same_
             return self
 
     class Actor:
-        def __init__(self, node_id: str, host: str) -> None:
-            facts = NodeFacts(node_id, host, "local", 1, "h", "", "c", 1, 0.1)
-            self.probe, self.describe = Call(f"probe {node_id}", 0.1), Call(f"describe {node_id}", facts)
+        def __init__(self, node_id: str) -> None:
+            self.probe = Call(f"probe {node_id}", 0.25)
 
     class FakeRay:
         @staticmethod
@@ -312,8 +311,10 @@ def test_nodes_on_one_host_are_probed_one_at_a_time_and_other_hosts_at_the_same_
     sandbox = RaySandbox.__new__(RaySandbox)
     sandbox.ray = FakeRay()
     hosts = {"a1": "a", "a2": "a", "b1": "b"}
-    facts = sandbox._probe({n: Actor(n, h) for n, h in hosts.items()}, hosts)
+    described = {n: NodeFacts(n, h, "local", 1, "h", "", "c", 1, 0.0) for n, h in hosts.items()}
+    facts = sandbox._probe({n: Actor(n) for n in hosts}, described)
     assert {n: f.host for n, f in facts.items()} == hosts
+    assert all(f.probe_s == 0.25 for f in facts.values())  # each node's facts carry its own probe
     probes = [e for e in events if "probe" in e]
     assert probes[:2] == ["send probe a1", "send probe b1"]  # the two hosts at once
     assert probes.index("send probe a2") > probes.index("get probe a1")  # a's second node after its first
