@@ -45,7 +45,8 @@ class CallResult:
 
 
 class Judge(Protocol):
-    """A judge under audit. ``score`` runs it on a batch in a child process that is killed at ``deadline_s``."""
+    """A judge under audit. ``score`` runs it on a batch in a child process that is killed at ``deadline_s``;
+    a batch holds one suite's items (the runner sends one per suite)."""
 
     name: str
     in_process: bool  # runs the programs in its own process (no isolation of its own)

@@ -173,23 +173,14 @@ class EvalplusJudge(_ChildJudge):
         self.cache = cache  # its ground truth (XDG_CACHE_HOME), computed once per audit
 
     def score(self, items: list[Item], deadline_s: float) -> CallResult:
-        suites = list(dict.fromkeys(i.suite for i in items))
-        unknown = [s for s in suites if s not in self.data_files]
-        if unknown:
-            raise UsageError(f"judge 'evalplus' is audited on {', '.join(self.data_files)} only, not {unknown[0]}")
-        if len(suites) > 1:  # one evaluate per data set; the calls' outcomes: the first that is not ok
-            parts = [self.score([i for i in items if i.suite == s], deadline_s) for s in suites]
-            by_item = {id(i): score for s, part in zip(suites, parts, strict=True)
-                       for i, score in zip([i for i in items if i.suite == s], part.scores, strict=True)}  # fmt: skip
-            worst = next((p for p in parts if p.outcome != "ok"), parts[0])
-            return CallResult(
-                [by_item[id(i)] for i in items], worst.outcome, worst.detail, sum(p.wall_s for p in parts)
-            )
-        dataset, variable = EVALPLUS_DATASETS[suites[0]]
+        (suite,) = {i.suite for i in items}  # one suite a batch (the Judge contract): one evaluate, one data set
+        if suite not in self.data_files:
+            raise UsageError(f"judge 'evalplus' is audited on {', '.join(self.data_files)} only, not {suite}")
+        dataset, variable = EVALPLUS_DATASETS[suite]
         wanted = {i.task_id for i in items}
         with tempfile.TemporaryDirectory(prefix="ra3bench-audit-") as tmp:
             work = Path(tmp)
-            with gzip.open(self.data_files[suites[0]], "rt") as src, open(work / "data.jsonl", "w") as out:
+            with gzip.open(self.data_files[suite], "rt") as src, open(work / "data.jsonl", "w") as out:
                 out.writelines(line for line in src if json.loads(line)["task_id"] in wanted)
             with open(work / "samples.jsonl", "w") as out:
                 for item in items:
